@@ -1,0 +1,3 @@
+from warp_registry.cli import main
+
+main()

@@ -1,0 +1,288 @@
+"""The demo fleet: a realistic, deterministic set of users, devices and registrations.
+
+For a given seed and anchor time the fleet is always the same, so tests can rebuild it in
+memory and compute what the API should answer without asking the server. It covers what
+fleet scripts meet in practice: several users sharing a device, revoked registrations,
+a service-token registration with no user, browser-extension registrations, WireGuard and
+MASQUE keys, and last-seen times spread over the last 90 days.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import random
+import uuid
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from warp_registry.domain.records import (
+    DeviceRecord,
+    FleetRecords,
+    ProfileRecord,
+    RegistrationRecord,
+    UserRecord,
+)
+
+DAY_US = 86_400 * 1_000_000
+VIRTUAL_IPV4_POOL = ipaddress.IPv4Network("100.96.0.0/12")
+
+_FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+          "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma", "victor",
+          "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri", "esme"]  # fmt: skip
+_LAST = ["smith", "garcia", "nguyen", "kowalski", "okafor", "tanaka", "muller", "rossi",
+         "haddad", "silva", "novak", "jensen"]  # fmt: skip
+_GROUPS = ["engineering", "sales", "support", "finance", "contractors"]
+_PLATFORMS = [
+    # device_type, model, manufacturer, os_version, name pattern, client_version prefix
+    ("mac", "MacBookPro18,3", "Apple Inc.", "15.6.1", "{u}-MacBook-Pro", "2026.7.1377.0"),
+    ("windows", "Latitude 7440", "Dell Inc.", "10.0.22631", "DESKTOP-{tag}", "2026.6.1325.0"),
+    ("linux", "ThinkPad X1 Carbon Gen 11", "LENOVO", "6.8.0", "{u}-thinkpad", "2026.7.1377.0"),
+    ("ios", "iPhone15,2", "Apple Inc.", "18.5", "{u}'s iPhone", "1.1.1.1/6.23"),
+    ("android", "Pixel 8", "Google", "15", "Pixel-8-{tag}", "a-6.81-4616"),
+    ("chromeos", "Chromebook Plus", "Acer", "124.0", "chromebook-{tag}", "2026.5.1000.0"),
+]
+
+DEFAULT_PROFILE_NAME = "Default"
+CUSTOM_PROFILES = [
+    # name, match, precedence, which users it takes
+    ("Engineering", 'any(identity.groups.name[*] in {"engineering"})', 10, "engineering"),
+    ("Contractors", 'identity.email matches ".*@contractors\\.example\\.com"', 20, "contractors"),
+    ("Linux workstations", 'os.name == "linux"', 30, "linux"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSize:
+    users: int = 24
+    devices: int = 40
+    shared_devices: int = 10
+    revoked: int = 6
+    browser_extensions: int = 4
+
+
+def build_demo_fleet(
+    seed: int, anchor_us: int, account_id: str, ipv6_prefix: str, default_profile_id: str,
+    size: DemoSize = DemoSize(),
+) -> FleetRecords:
+    """Build the fleet for `seed`, with times relative to `anchor_us` (normally now)."""
+    rng = random.Random(seed)
+    fleet = FleetRecords()
+    profiles = _profiles(rng, account_id, anchor_us)
+    fleet.profiles.extend(profiles)
+    users = _users(rng, account_id, anchor_us, size.users)
+    fleet.users.extend(users)
+
+    devices: list[DeviceRecord] = []
+    owners: list[int] = []
+    for index in range(size.devices):
+        owner = index % len(users)
+        devices.append(_device(rng, account_id, anchor_us, users[owner], index))
+        owners.append(owner)
+    fleet.devices.extend(devices)
+
+    # Who enrolled on which device: the owner first, then extra users on shared devices.
+    enrollments: list[tuple[DeviceRecord, UserRecord | None]] = [
+        (device, users[owner]) for device, owner in zip(devices, owners, strict=True)
+    ]
+    for device_index in rng.sample(range(size.devices), size.shared_devices):
+        extra = rng.sample([u for i, u in enumerate(users) if i != owners[device_index]],
+                           rng.choice((1, 2)))  # fmt: skip
+        enrollments.extend((devices[device_index], user) for user in extra)
+    enrollments.append((rng.choice(devices), None))  # a service token enrolled once
+
+    allocator = _Allocator(ipv6_prefix)
+    first_on_device: set[str] = set()
+    for device, user in enrollments:
+        # Outside multi-user mode a registration's id equals its device's id.
+        reg_id = device.id if device.id not in first_on_device else _uuid(rng)
+        first_on_device.add(device.id)
+        profile = _assign(profiles, default_profile_id, user, device)
+        fleet.registrations.append(
+            _registration(rng, reg_id, device, user, profile, anchor_us, allocator)
+        )
+
+    _mark_revoked(rng, fleet.registrations, size.revoked, anchor_us)
+    _mark_browser_extensions(rng, fleet.registrations, size.browser_extensions)
+    _touch_devices(fleet)
+    return fleet
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _profiles(rng: random.Random, account_id: str, now: int) -> list[ProfileRecord]:
+    return [
+        ProfileRecord(
+            id=_uuid(rng),
+            account_id=account_id,
+            is_default=False,
+            name=name,
+            match=match,
+            precedence=precedence,
+            created_at=now - 200 * DAY_US,
+            updated_at=now - 100 * DAY_US,
+            description=f"Demo profile for {audience}",
+        )
+        for name, match, precedence, audience in CUSTOM_PROFILES
+    ]
+
+
+def _users(rng: random.Random, account_id: str, now: int, count: int) -> list[UserRecord]:
+    users = []
+    for index in range(count):
+        first = _FIRST[index % len(_FIRST)]
+        last = rng.choice(_LAST)
+        group = _GROUPS[index % len(_GROUPS)]
+        domain = "contractors.example.com" if group == "contractors" else "example.com"
+        created = now - rng.randint(120, 400) * DAY_US
+        users.append(
+            UserRecord(
+                id=_uuid(rng),
+                account_id=account_id,
+                email=f"{first}.{last}@{domain}",
+                name=f"{first.title()} {last.title()}",
+                groups_json=json.dumps([{"id": f"group-{group}", "name": group}]),
+                created_at=created,
+                updated_at=created,
+            )
+        )
+    return users
+
+
+def _device(
+    rng: random.Random, account_id: str, now: int, owner: UserRecord, index: int
+) -> DeviceRecord:
+    device_type, model, maker, os_version, pattern, version = _PLATFORMS[index % len(_PLATFORMS)]
+    tag = f"{rng.getrandbits(24):06X}"
+    handle = (owner.email or "device").split(".")[0]
+    created = now - rng.randint(95, 300) * DAY_US
+    return DeviceRecord(
+        id=_uuid(rng),
+        account_id=account_id,
+        name=pattern.format(u=handle, tag=tag),
+        created_at=created,
+        updated_at=created,
+        client_version=version,
+        device_type=device_type,
+        model=model,
+        manufacturer=maker,
+        serial_number=f"{rng.getrandbits(64):016X}",
+        mac_address=":".join(f"{rng.getrandbits(8):02x}" for _ in range(6)),
+        os_version=os_version,
+        install_id=base64.urlsafe_b64encode(rng.randbytes(16)).decode()[:22],
+    )
+
+
+def _assign(
+    profiles: list[ProfileRecord], default_id: str, user: UserRecord | None, device: DeviceRecord
+) -> tuple[str, str, bool]:
+    """The profile a registration gets: first matching custom profile, else the default."""
+    groups = [g["name"] for g in json.loads(user.groups_json)] if user else []
+    email = user.email if user and user.email else ""
+    facts = {
+        "engineering": "engineering" in groups,
+        "contractors": email.endswith("@contractors.example.com"),
+        "linux": device.device_type == "linux",
+    }
+    for profile, (_, _, _, audience) in zip(profiles, CUSTOM_PROFILES, strict=True):
+        if facts[audience]:
+            return profile.id, profile.name or "", False
+    return default_id, DEFAULT_PROFILE_NAME, True
+
+
+class _Allocator:
+    """Hands out virtual IPs in order, as a fresh account's pool would."""
+
+    def __init__(self, ipv6_prefix: str) -> None:
+        self._next = 2
+        self._ipv6_prefix = ipv6_prefix
+
+    def next_pair(self) -> tuple[str, str]:
+        host = self._next
+        self._next += 1
+        ipv4 = str(VIRTUAL_IPV4_POOL.network_address + host)
+        ipv6 = str(ipaddress.IPv6Address(f"{self._ipv6_prefix}::{host:x}"))
+        return ipv4, ipv6
+
+
+def _registration(
+    rng: random.Random,
+    reg_id: str,
+    device: DeviceRecord,
+    user: UserRecord | None,
+    profile: tuple[str, str, bool],
+    now: int,
+    allocator: _Allocator,
+) -> RegistrationRecord:
+    masque = rng.random() < 0.4
+    key = _p256_public_key(rng) if masque else base64.b64encode(rng.randbytes(32)).decode()
+    created = device.created_at + rng.randint(0, 5) * DAY_US + rng.randint(0, DAY_US)
+    last_seen = now - rng.randint(0, 90 * DAY_US - 1)
+    last_seen = max(last_seen, created)
+    ipv4, ipv6 = allocator.next_pair()
+    return RegistrationRecord(
+        id=reg_id,
+        account_id=device.account_id,
+        device_id=device.id,
+        user_id=user.id if user else None,
+        user_email=(user.email or "") if user else "",
+        user_name=user.name if user else "",
+        policy_id=profile[0],
+        policy_name=profile[1],
+        policy_assigned_at=created,
+        key=key,
+        key_type="secp256r1" if masque else "curve25519",
+        tunnel_type="masque" if masque else "wireguard",
+        registration_type="warp",
+        virtual_ipv4=ipv4,
+        virtual_ipv6=ipv6,
+        override_secret=rng.randbytes(20).hex(),
+        created_at=created,
+        updated_at=created,
+        last_seen_at=last_seen,
+        service_token_id=None if user else _uuid(rng),
+    )
+
+
+def _p256_public_key(rng: random.Random) -> str:
+    """A real P-256 public key (DER SubjectPublicKeyInfo, base64), from the seeded RNG."""
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    private = ec.derive_private_key(rng.randrange(1, order), ec.SECP256R1())
+    der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+def _mark_revoked(
+    rng: random.Random, registrations: list[RegistrationRecord], count: int, now: int
+) -> None:
+    for reg in rng.sample(registrations, count):
+        reg.revoked_at = min(reg.last_seen_at + rng.randint(1, DAY_US), now)
+        reg.updated_at = reg.revoked_at
+
+
+def _mark_browser_extensions(
+    rng: random.Random, registrations: list[RegistrationRecord], count: int
+) -> None:
+    candidates = [r for r in registrations if r.user_id is not None]
+    for reg in rng.sample(candidates, count):
+        reg.registration_type = "browser_extension"
+
+
+def _touch_devices(fleet: FleetRecords) -> None:
+    """A device was last seen when its most recently seen registration was."""
+    latest: dict[str, RegistrationRecord] = {}
+    for reg in fleet.registrations:
+        current = latest.get(reg.device_id)
+        if current is None or reg.last_seen_at > current.last_seen_at:
+            latest[reg.device_id] = reg
+    for device in fleet.devices:
+        reg = latest.get(device.id)
+        if reg is not None:
+            device.last_seen_at = reg.last_seen_at
+            device.last_seen_user_id = reg.user_id
+            device.last_seen_registration_id = reg.id

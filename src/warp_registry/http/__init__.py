@@ -1,0 +1,1 @@
+"""The HTTP layer: ASGI app, routing, auth, envelopes. It holds no SQL and no domain rules."""

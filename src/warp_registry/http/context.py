@@ -1,0 +1,36 @@
+"""What every handler shares: the store, opened when the app starts."""
+
+from __future__ import annotations
+
+from warp_registry.store import open_store
+from warp_registry.store.sql_store import SqlStore
+
+
+class AppContext:
+    """The app's dependencies. Give a store directly (tests) or a database to open."""
+
+    # Exceptions that mean "the database is unreachable": answered with 503, not 500.
+    unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, OSError)
+
+    def __init__(self, database: str | None = None, store: SqlStore | None = None) -> None:
+        if database is None and store is None:
+            raise ValueError("AppContext needs a database or a store")
+        self.database = database
+        self._store = store
+        self._owns_store = store is None
+
+    @property
+    def store(self) -> SqlStore:
+        if self._store is None:
+            raise RuntimeError("the app has not started: its store is not open")
+        return self._store
+
+    async def start(self) -> None:
+        if self._store is None:
+            assert self.database is not None
+            self._store = await open_store(self.database)
+
+    async def stop(self) -> None:
+        if self._store is not None and self._owns_store:
+            await self._store.close()
+            self._store = None

@@ -1,0 +1,34 @@
+"""Storage: the only package that holds SQL.
+
+`open_store` picks the engine from the database argument: a `postgresql://` (or
+`postgres://`) URL selects PostgreSQL, anything else is a SQLite file path.
+"""
+
+from __future__ import annotations
+
+from warp_registry.store.sql_store import SqlStore
+
+
+def is_postgres_url(database: str) -> bool:
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+async def open_store(database: str, *, migrate: bool = True) -> SqlStore:
+    """Open the registry at `database` and, unless told otherwise, migrate its schema."""
+    if is_postgres_url(database):
+        from warp_registry.store.postgres import PostgresDatabase
+
+        db = await PostgresDatabase.connect(database)
+    else:
+        from warp_registry.store.sqlite import SqliteDatabase
+
+        db = SqliteDatabase(database)
+
+    store = SqlStore(db)
+    if migrate:
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
+    return store

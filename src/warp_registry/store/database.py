@@ -1,0 +1,67 @@
+"""The thin driver layer under the store: run SQL, read rows, run write transactions.
+
+`SqlStore` writes its SQL once, with `?` placeholders; each `Database` runs it on its own
+engine. A write is a coroutine function given a `Transaction`; the database runs it inside
+one transaction and runs it again from the start when the engine reports a transient
+conflict (SQLite busy, PostgreSQL serialization failure or deadlock), so callers never see
+those and a write either happens whole or not at all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Row = Sequence[Any]
+Params = Sequence[Any]
+
+
+class Transaction(ABC):
+    """Statements inside one write transaction."""
+
+    @abstractmethod
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+
+class Database(ABC):
+    """One engine: SQLite or PostgreSQL."""
+
+    dialect: str
+
+    @abstractmethod
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """A read expected to be a quick indexed lookup."""
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """A read that may touch many rows."""
+
+    @abstractmethod
+    async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run `work` in one transaction, retrying it whole on transient conflicts."""
+
+    @abstractmethod
+    async def run_script(self, statements: Sequence[str]) -> None:
+        """Run DDL statements in one transaction (used by migrations)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    def query_count(self) -> int:
+        """Statements sent to the engine so far (for tests that count store round trips)."""
+        return self._query_count
+
+    _query_count: int = 0

@@ -1,0 +1,143 @@
+"""The versioned schema. Each migration is a list of statements valid on both engines.
+
+`{C}` marks text columns that are sorted on: on PostgreSQL they get the "C" collation so
+that both engines order strings byte by byte, and lists page identically on either.
+Timestamps are BIGINT microseconds (see `warp_registry.clock`); flags are INTEGER 0/1.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the foundation
+    [
+        """CREATE TABLE accounts (
+            id TEXT{C} PRIMARY KEY,
+            name TEXT NOT NULL,
+            multi_user INTEGER NOT NULL DEFAULT 0,
+            ipv6_prefix TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+        """CREATE TABLE api_tokens (
+            id TEXT{C} PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            permission TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )""",
+        """CREATE TABLE api_token_accounts (
+            token_id TEXT NOT NULL REFERENCES api_tokens(id) ON DELETE CASCADE,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            PRIMARY KEY (token_id, account_id)
+        )""",
+        """CREATE TABLE admins (
+            id TEXT{C} PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            api_key_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )""",
+        """CREATE TABLE admin_accounts (
+            admin_id TEXT NOT NULL REFERENCES admins(id) ON DELETE CASCADE,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            PRIMARY KEY (admin_id, account_id)
+        )""",
+        """CREATE TABLE users (
+            id TEXT{C} PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            email TEXT{C},
+            name TEXT{C} NOT NULL DEFAULT '',
+            groups TEXT NOT NULL DEFAULT '[]',
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX users_account_email ON users (account_id, email)",
+        """CREATE TABLE device_profiles (
+            id TEXT{C} PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            is_default INTEGER NOT NULL DEFAULT 0,
+            name TEXT{C},
+            description TEXT,
+            match TEXT,
+            precedence INTEGER,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            profile_type TEXT NOT NULL DEFAULT 'warp',
+            settings TEXT NOT NULL DEFAULT '{}',
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )""",
+        """CREATE UNIQUE INDEX device_profiles_one_default
+            ON device_profiles (account_id) WHERE is_default = 1""",
+        """CREATE TABLE devices (
+            id TEXT{C} PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            name TEXT{C} NOT NULL,
+            client_version TEXT{C},
+            device_type TEXT,
+            model TEXT,
+            manufacturer TEXT,
+            serial_number TEXT,
+            hardware_id TEXT,
+            mac_address TEXT,
+            os_version TEXT,
+            os_version_extra TEXT,
+            install_id TEXT,
+            public_ip TEXT,
+            tags TEXT NOT NULL DEFAULT '{}',
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            last_seen_at BIGINT,
+            last_seen_user_id TEXT,
+            last_seen_registration_id TEXT
+        )""",
+        "CREATE INDEX devices_account_created ON devices (account_id, created_at, id)",
+        "CREATE INDEX devices_serial ON devices (account_id, serial_number)",
+        """CREATE TABLE registrations (
+            id TEXT{C} PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            user_id TEXT REFERENCES users(id) ON DELETE SET NULL,
+            user_email TEXT{C} NOT NULL DEFAULT '',
+            user_name TEXT{C} NOT NULL DEFAULT '',
+            service_token_id TEXT,
+            policy_id TEXT,
+            policy_name TEXT NOT NULL DEFAULT '',
+            policy_assigned_at BIGINT NOT NULL,
+            key TEXT NOT NULL,
+            key_type TEXT,
+            tunnel_type TEXT,
+            registration_type TEXT NOT NULL,
+            virtual_ipv4 TEXT,
+            virtual_ipv6 TEXT,
+            client_token_hash TEXT UNIQUE,
+            override_secret TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            last_seen_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )""",
+        # One index per sort key, each ending in id: the keyset (value, id) of every
+        # sort order is then an index range, at any page depth.
+        "CREATE INDEX reg_account_created ON registrations (account_id, created_at, id)",
+        "CREATE INDEX reg_account_seen ON registrations (account_id, last_seen_at, id)",
+        "CREATE INDEX reg_account_email ON registrations (account_id, user_email, id)",
+        "CREATE INDEX reg_account_name ON registrations (account_id, user_name, id)",
+        "CREATE INDEX reg_account_id ON registrations (account_id, id)",
+        "CREATE INDEX reg_user ON registrations (account_id, user_id, created_at, id)",
+        "CREATE INDEX reg_device ON registrations (device_id, created_at, id)",
+        "CREATE INDEX reg_policy ON registrations (account_id, policy_id)",
+        "CREATE INDEX reg_key ON registrations (key)",
+        # Virtual IPs are unique per account; NULLs (no address yet) never collide.
+        "CREATE UNIQUE INDEX reg_vip4 ON registrations (account_id, virtual_ipv4)",
+        "CREATE UNIQUE INDEX reg_vip6 ON registrations (account_id, virtual_ipv6)",
+    ],
+]
+
+
+def render(statement: str, dialect: str) -> str:
+    """Fill in the dialect-specific parts of a migration statement."""
+    collate = ' COLLATE "C"' if dialect == "postgresql" else ""
+    return statement.replace("{C}", collate)
+
+
+LATEST_VERSION = len(MIGRATIONS)

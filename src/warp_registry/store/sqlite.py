@@ -1,0 +1,132 @@
+"""SQLite engine: WAL mode, quick reads on the event loop, writes on one writer thread.
+
+A primary-key read costs tens of microseconds, less than a hand-off to a thread, so
+`fetch_one` runs on the caller's thread. Reads that may scan (`fetch_all`) and every write
+run on worker threads so a long query or a lock wait never stalls the event loop. Writes
+in one process are serialised by an asyncio lock and begin with BEGIN IMMEDIATE, so
+SQLite never has to abort a transaction to break a deadlock; between processes the
+busy timeout waits, and a still-busy write is retried whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from warp_registry.store.database import Database, Params, Row, Transaction
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_BUSY_TIMEOUT_MS = 10_000
+_MAX_BUSY_RETRIES = 20
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class _SqliteTransaction(Transaction):
+    def __init__(self, db: SqliteDatabase, conn: sqlite3.Connection) -> None:
+        self._db = db
+        self._conn = conn
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        self._db._query_count += 1
+        return await asyncio.get_running_loop().run_in_executor(self._db._writer, fn)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        return await self._run(lambda: self._conn.execute(sql, params).fetchone())
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._run(lambda: self._conn.execute(sql, params).fetchall())
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._run(lambda: self._conn.execute(sql, params).rowcount)
+
+    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        await self._run(lambda: self._conn.executemany(sql, rows))
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._query_count = 0
+        self._reader = _connect(path)
+        self._reader.execute("PRAGMA journal_mode = WAL")
+        self._write_conn = _connect(path)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
+        self._scanner_conns = threading.local()
+        self._write_lock = asyncio.Lock()
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        self._query_count += 1
+        return self._reader.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        self._query_count += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._scanners, self._scan, sql, params)
+
+    def _scan(self, sql: str, params: Params) -> list[Row]:
+        conn = getattr(self._scanner_conns, "conn", None)
+        if conn is None:
+            conn = self._scanner_conns.conn = _connect(self.path)
+        return conn.execute(sql, params).fetchall()
+
+    async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        async with self._write_lock:
+            for attempt in range(_MAX_BUSY_RETRIES):
+                try:
+                    return await self._attempt(work)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or attempt == _MAX_BUSY_RETRIES - 1:
+                        raise
+                    log.info("sqlite busy, retrying write (attempt %d)", attempt + 1)
+                    await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        tx = _SqliteTransaction(self, self._write_conn)
+        await tx._run(lambda: self._write_conn.execute("BEGIN IMMEDIATE"))
+        try:
+            result = await work(tx)
+        except BaseException:
+            await tx._run(self._rollback)
+            raise
+        await tx._run(lambda: self._write_conn.execute("COMMIT"))
+        return result
+
+    def _rollback(self) -> None:
+        if self._write_conn.in_transaction:
+            self._write_conn.execute("ROLLBACK")
+
+    async def run_script(self, statements: Sequence[str]) -> None:
+        async def apply(tx: Transaction) -> None:
+            for statement in statements:
+                await tx.execute(statement)
+
+        await self.write(apply)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._scanners.shutdown(wait=True)
+        self._reader.close()
+        self._write_conn.close()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
