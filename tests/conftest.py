@@ -27,12 +27,34 @@ from warp_registry.store.sql_store import SqlStore
 SEED = 1
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests parametrised onto PostgreSQL get the `postgres` mark (`-m "not postgres"`)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.params.values():
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on each engine."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each engine (PostgreSQL: its own database, dropped after)."""
     if request.param == "sqlite":
-        return str(tmp_path / "registry.db")
-    return pg.fresh_database_url(request.node.name)
+        yield str(tmp_path / "registry.db")
+        return
+    url = pg.fresh_database_url(request.node.name)
+    yield url
+    pg.release_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def bare_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database on each engine with no schema at all, for tests of the migrations."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "bare.db")
+        return
+    url = pg.fresh_database_url(request.node.name, migrated=False)
+    yield url
+    pg.release_database(url)
 
 
 @pytest.fixture
@@ -139,13 +161,14 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def start_server(database: str, *extra: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "warp_registry", "serve", "--database", database,
-         "--port", str(port), *extra],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    # The child keeps its own copy of the file descriptor; ours closes at once.
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "warp_registry", "serve", "--database", database,
+             "--port", str(port), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}/client/v4"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -33,7 +33,7 @@ def plan_registry(
     """Everything `init` writes, except the token; returns (records, account id, example)."""
     rng = random.Random(f"account:{seed}")
     account_id = uuid.UUID(int=rng.getrandbits(128)).hex
-    ipv6_prefix = "2606:4700:cf1:{:x}".format(rng.randrange(0x1000, 0xFFFF))
+    ipv6_prefix = f"2606:4700:cf1:{rng.randrange(0x1000, 0xFFFF):x}"
     default_profile = ProfileRecord(
         id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         account_id=account_id,
@@ -62,7 +62,11 @@ def plan_registry(
 
 
 async def initialise(
-    store: SqlStore, *, seed: int = DEFAULT_SEED, with_demo: bool = True, anchor_us: int | None = None
+    store: SqlStore,
+    *,
+    seed: int = DEFAULT_SEED,
+    with_demo: bool = True,
+    anchor_us: int | None = None,
 ) -> InitResult:
     """Create the first account, a Zero Trust Write token and the demo fleet, in one go.
 

@@ -20,7 +20,7 @@ from warp_registry.bootstrap import DEFAULT_SEED, InitResult, RegistryNotEmpty, 
 from warp_registry.clock import format_optional, format_rfc3339
 from warp_registry.ids import is_account_id, new_uuid
 from warp_registry.secrets import hash_secret, new_api_token, new_global_key
-from warp_registry.store import is_postgres_url, open_store
+from warp_registry.store import describe_database, is_postgres_url, open_store
 from warp_registry.store.sql_store import SqlStore
 
 T = TypeVar("T")
@@ -42,9 +42,18 @@ def database_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+class _CannotOpen(Exception):
+    """The database could not be opened or migrated; the cause is chained."""
+
+
 def _with_store(database: str, work: Callable[[SqlStore], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = await open_store(_normalise_database(database))
+        try:
+            store = await open_store(_normalise_database(database))
+        except Exception as exc:
+            # Each engine has its own errors for a missing directory, a refused connection
+            # or a file that is not a database; to the user they all mean "cannot open".
+            raise _CannotOpen(str(exc)) from exc
         try:
             return await work(store)
         finally:
@@ -52,8 +61,9 @@ def _with_store(database: str, work: Callable[[SqlStore], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except (OSError, ConnectionError) as exc:
-        raise click.ClickException(f"cannot open database {database!r}: {exc}") from exc
+    except (_CannotOpen, OSError, ConnectionError) as exc:
+        shown = describe_database(database)  # never echo a password
+        raise click.ClickException(f"cannot open database {shown!r}: {exc}") from exc
 
 
 def _normalise_database(database: str) -> str:
@@ -69,22 +79,70 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", envvar=_env("HOST"), show_envvar=True, default="127.0.0.1",
-              show_default=True, help="Address to listen on; 0.0.0.0 exposes the server.")
-@click.option("--port", envvar=_env("PORT"), show_envvar=True, default=8787, show_default=True,
-              type=click.IntRange(0, 65535), help="TCP port to listen on.")
+@click.option(
+    "--host",
+    envvar=_env("HOST"),
+    show_envvar=True,
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 exposes the server.",
+)
+@click.option(
+    "--port",
+    envvar=_env("PORT"),
+    show_envvar=True,
+    default=8787,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on.",
+)
 @database_option
-@click.option("--workers", envvar=_env("WORKERS"), show_envvar=True, default=1,
-              show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--seed", envvar=_env("SEED"), show_envvar=True, default=DEFAULT_SEED,
-              show_default=True, type=int, help="Seed of the demo fleet made on first start.")
-@click.option("--no-demo", is_flag=True, envvar=_env("NO_DEMO"), show_envvar=True,
-              help="On first start, create an empty account instead of the demo fleet.")
+@click.option(
+    "--workers",
+    envvar=_env("WORKERS"),
+    show_envvar=True,
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes.",
+)
+@click.option(
+    "--seed",
+    envvar=_env("SEED"),
+    show_envvar=True,
+    default=DEFAULT_SEED,
+    show_default=True,
+    type=int,
+    help="Seed of the demo fleet made on first start.",
+)
+@click.option(
+    "--no-demo",
+    is_flag=True,
+    envvar=_env("NO_DEMO"),
+    show_envvar=True,
+    help="On first start, create an empty account instead of the demo fleet.",
+)
+@click.option(
+    "--pool-size",
+    envvar=_env("POOL_SIZE"),
+    show_envvar=True,
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="PostgreSQL: most connections each worker process opens (SQLite ignores it).",
+)
 @click.option("--log-level", envvar=_env("LOG_LEVEL"), show_envvar=True, default="info",
               show_default=True, type=click.Choice(["debug", "info", "warning", "error"]),
               help="info logs one line per request.")  # fmt: skip
 def serve(
-    host: str, port: int, database: str, workers: int, seed: int, no_demo: bool, log_level: str
+    host: str,
+    port: int,
+    database: str,
+    workers: int,
+    seed: int,
+    no_demo: bool,
+    pool_size: int,
+    log_level: str,
 ) -> None:
     """Serve the admin API under /client/v4 (initialising an empty database first)."""
     from warp_registry.http.server import run
@@ -109,7 +167,7 @@ def serve(
         click.echo(f"accounts: {', '.join(accounts) or '(none)'}")
         click.echo("tokens: `warp-registry token create --account ID` makes a new one")
     sys.stdout.flush()
-    run(host, port, database, workers, log_level)
+    run(host, port, database, workers, log_level, pool_size)
 
 
 def _url_host(host: str) -> str:
@@ -142,11 +200,30 @@ Try it:
 
 @main.command()
 @database_option
-@click.option("--seed", envvar=_env("SEED"), show_envvar=True, default=DEFAULT_SEED,
-              show_default=True, type=int, help="Seed of the demo fleet.")
-@click.option("--no-demo", is_flag=True, envvar=_env("NO_DEMO"), show_envvar=True,
-              help="Create an empty account instead of the demo fleet.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+@click.option(
+    "--seed",
+    envvar=_env("SEED"),
+    show_envvar=True,
+    default=DEFAULT_SEED,
+    show_default=True,
+    type=int,
+    help="Seed of the demo fleet.",
+)
+@click.option(
+    "--no-demo",
+    is_flag=True,
+    envvar=_env("NO_DEMO"),
+    show_envvar=True,
+    help="Create an empty account instead of the demo fleet.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar=_env("JSON"),
+    show_envvar=True,
+    help="Print one JSON object, for scripts.",
+)
 def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
     """Create the account, a token and the demo fleet, without serving.
 
@@ -183,16 +260,40 @@ def token() -> None:
 
 @token.command("create")
 @database_option
-@click.option("--account", "accounts", multiple=True, required=True,
-              help="Account id the token may use; repeat for several accounts.")
-@click.option("--permission", type=click.Choice(["read", "write"]), default="write",
-              show_default=True, help="Zero Trust Read or Zero Trust Write.")
-@click.option("--name", default="Created by the CLI", show_default=True, help="A label.")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    required=True,
+    envvar=_env("ACCOUNT"),
+    show_envvar=True,
+    help="Account id the token may use; repeat for several accounts (the variable "
+    "takes several ids separated by spaces).",
+)
+@click.option(
+    "--permission",
+    type=click.Choice(["read", "write"]),
+    default="write",
+    envvar=_env("PERMISSION"),
+    show_envvar=True,
+    show_default=True,
+    help="Zero Trust Read or Zero Trust Write.",
+)
+@click.option(
+    "--name",
+    default="Created by the CLI",
+    envvar=_env("TOKEN_NAME"),
+    show_envvar=True,
+    show_default=True,
+    help="A label.",
+)
 def token_create(database: str, accounts: tuple[str, ...], permission: str, name: str) -> None:
     """Create a token and print it (it is not shown again)."""
     for account in accounts:
         if not is_account_id(account):
-            raise click.BadParameter(f"{account!r} is not a 32-hex account id", param_hint="--account")
+            raise click.BadParameter(
+                f"{account!r} is not a 32-hex account id", param_hint="--account"
+            )
     secret = new_api_token()
 
     async def work(store: SqlStore) -> bool:
@@ -207,7 +308,14 @@ def token_create(database: str, accounts: tuple[str, ...], permission: str, name
 
 @token.command("list")
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar=_env("JSON"),
+    show_envvar=True,
+    help="Print JSON lines.",
+)
 def token_list(database: str, as_json: bool) -> None:
     """List tokens (never their secrets)."""
     for item in _with_store(database, lambda store: store.list_tokens()):
@@ -239,8 +347,20 @@ def token_revoke(database: str, token_id: str) -> None:
 
 @main.command("global-key")
 @database_option
-@click.option("--email", required=True, help="The admin's email (X-Auth-Email).")
-@click.option("--account", required=True, help="Account id the admin is a member of.")
+@click.option(
+    "--email",
+    required=True,
+    envvar=_env("EMAIL"),
+    show_envvar=True,
+    help="The admin's email (X-Auth-Email).",
+)
+@click.option(
+    "--account",
+    required=True,
+    envvar=_env("ACCOUNT"),
+    show_envvar=True,
+    help="Account id the admin is a member of.",
+)
 def global_key(database: str, email: str, account: str) -> None:
     """Make EMAIL a member of ACCOUNT with a new Global API Key, and print the key."""
     if not is_account_id(account):
@@ -255,6 +375,170 @@ def global_key(database: str, email: str, account: str) -> None:
     if not _with_store(database, work):
         raise click.ClickException(f"no such account: {account}")
     click.echo(key)
+
+
+# --- the WARP client side (docs/enrollment.md): warp-registry plays the team's Access,
+# --- hands out service tokens, and can enroll a device itself.
+
+
+def _account_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--account",
+        envvar=_env("ACCOUNT"),
+        show_envvar=True,
+        help="Account id; may be left out when the registry holds a single account.",
+    )(fn)
+
+
+async def _pick_account(store: SqlStore, account: str | None) -> str:
+    """The account named, or the registry's only one."""
+    if account is not None:
+        if not is_account_id(account):
+            raise click.BadParameter(
+                f"{account!r} is not a 32-hex account id", param_hint="--account"
+            )
+        return account.lower()
+    accounts = await store.account_ids()
+    if len(accounts) != 1:
+        raise click.UsageError(
+            f"the registry holds {len(accounts)} accounts; name one with --account"
+        )
+    return accounts[0]
+
+
+def _check_email(email: str) -> str:
+    if email.count("@") != 1 or email.startswith("@") or email.endswith("@"):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    return email
+
+
+def _mint_access_jwt(
+    database: str, account: str | None, email: str, name: str | None, groups: str, ttl: int
+) -> str:
+    from warp_registry.domain import access_jwt
+
+    async def work(store: SqlStore) -> str:
+        account_id = await _pick_account(store, account)
+        key = await store.enrollment.signing_key(account_id)
+        if key is None:
+            raise click.ClickException(f"no such account: {account_id}")
+        names = [group.strip() for group in groups.split(",") if group.strip()]
+        return access_jwt.mint(key, _check_email(email), name=name, groups=names, ttl_s=ttl)
+
+    return _with_store(database, work)
+
+
+@main.command("enroll-token")
+@database_option
+@_account_option
+@click.option("--email", required=True, envvar=_env("EMAIL"), show_envvar=True,
+              help="The user's email (the JWT's email claim).")
+@click.option("--name", envvar=_env("USER_NAME"), show_envvar=True,
+              help="The user's display name (the name claim).")
+@click.option("--groups", default="", envvar=_env("GROUPS"), show_envvar=True,
+              help="Comma-separated group names (the groups claim).")
+@click.option("--ttl", default=60, show_default=True, envvar=_env("JWT_TTL"), show_envvar=True,
+              type=click.IntRange(1, 86_400), help="Seconds the JWT stays valid.")  # fmt: skip
+def enroll_token(
+    database: str, account: str | None, email: str, name: str | None, groups: str, ttl: int
+) -> None:
+    """Print an Access JWT that enrolls one device of EMAIL (Cf-Access-Jwt-Assertion).
+
+    The JWT is signed with the account's key (made on first use; the server publishes
+    it at /cdn-cgi/access/certs) and is accepted once, within TTL seconds.
+    """
+    click.echo(_mint_access_jwt(database, account, email, name, groups, ttl))
+
+
+@main.group("service-token")
+def service_token() -> None:
+    """Manage Access service tokens, which enroll devices with no user."""
+
+
+@service_token.command("create")
+@database_option
+@_account_option
+@click.option("--name", default="Created by the CLI", show_default=True,
+              envvar=_env("SERVICE_TOKEN_NAME"), show_envvar=True, help="A label.")  # fmt: skip
+def service_token_create(database: str, account: str | None, name: str) -> None:
+    """Create a service token and print its two headers (the secret is not shown again)."""
+    import secrets
+
+    from warp_registry.domain.enrollment import ServiceToken
+
+    client_id = f"{secrets.token_hex(16)}.access"
+    secret = secrets.token_hex(32)
+
+    async def work(store: SqlStore) -> bool:
+        account_id = await _pick_account(store, account)
+        token = ServiceToken(new_uuid(), account_id, name, client_id, hash_secret(secret), None)
+        return await store.enrollment.create_service_token(token)
+
+    if not _with_store(database, work):
+        raise click.ClickException(f"no such account: {account}")
+    click.echo(f"CF-Access-Client-Id: {client_id}")
+    click.echo(f"CF-Access-Client-Secret: {secret}")
+
+
+@main.command()
+@click.option("--server", required=True, envvar=_env("SERVER"), show_envvar=True,
+              help="Root URL of a running warp-registry, e.g. http://127.0.0.1:8787.")
+@click.option("--email", envvar=_env("EMAIL"), show_envvar=True,
+              help="Enroll as this user, with a JWT minted from --database.")
+@click.option("--jwt", "assertion", envvar=_env("ACCESS_JWT"), show_envvar=True,
+              help="Enroll with this Access JWT (from `enroll-token`) instead.")
+@click.option("--service-token-id", envvar=_env("SERVICE_TOKEN_ID"), show_envvar=True,
+              help="Enroll with a service token instead (CF-Access-Client-Id).")
+@click.option("--service-token-secret", envvar=_env("SERVICE_TOKEN_SECRET"),
+              show_envvar=True, help="The service token's CF-Access-Client-Secret.")
+@click.option("--tunnel", type=click.Choice(["wireguard", "masque"]), default="wireguard",
+              show_default=True, envvar=_env("TUNNEL"), show_envvar=True,
+              help="masque switches the registration to a P-256 key after enrolling.")
+@click.option("--name", envvar=_env("DEVICE_NAME"), show_envvar=True, help="Device name.")
+@click.option("--serial", envvar=_env("SERIAL"), show_envvar=True,
+              help="Device serial number; the same serial is the same device.")
+@database_option
+@_account_option  # fmt: skip
+def enroll(
+    server: str, email: str | None, assertion: str | None, service_token_id: str | None,
+    service_token_secret: str | None, tunnel: str, name: str | None, serial: str | None,
+    database: str, account: str | None,
+) -> None:
+    """Enroll a device against SERVER as a WARP client does, and print its configuration.
+
+    Who enrolls: --jwt, or a service token, or --email (a 60 s JWT is then minted from
+    --database, which must be the server's database). Prints the registration id, its
+    client token and a WireGuard [Interface]/[Peer] config (or the MASQUE details).
+    """  # fmt: skip
+    from warp_registry import warp_client
+
+    if assertion:
+        headers = {"Cf-Access-Jwt-Assertion": assertion}
+    elif service_token_id or service_token_secret:
+        headers = {"CF-Access-Client-Id": service_token_id or "",
+                   "CF-Access-Client-Secret": service_token_secret or ""}  # fmt: skip
+    elif email:
+        jwt = _mint_access_jwt(database, account, email, None, "", 60)
+        headers = {"Cf-Access-Jwt-Assertion": jwt}
+    else:
+        raise click.UsageError("say who enrolls: --email, --jwt or --service-token-id/-secret")
+
+    try:
+        enrolled = warp_client.enroll(server, headers, tunnel=tunnel, name=name,
+                                      serial_number=serial)  # fmt: skip
+    except warp_client.ClientApiError as exc:
+        raise click.ClickException(f"the server refused: {exc}") from None
+    except OSError as exc:  # connection refused, DNS, timeout
+        raise click.ClickException(f"cannot reach {server}: {exc}") from None
+
+    registration = enrolled.registration
+    click.echo(f"# registration {registration['id']} (account {registration['account']['id']})")
+    click.echo(f"# client token {enrolled.token} (Authorization: Bearer, for /v0/reg/{{id}})")
+    click.echo(f"# tunnel {registration['tunnel_type']}, key {registration['key']}")
+    if tunnel == "masque":
+        click.echo(warp_client.masque_details(enrolled), nl=False)
+    else:
+        click.echo(warp_client.wireguard_config(enrolled), nl=False)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 
+# ASCII digits only (`\d` would also take other scripts' digits) and matched with
+# `fullmatch`, so a trailing newline is refused too.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?"
-    r"([Zz]|[+-]\d{2}:\d{2})$"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
@@ -23,16 +26,44 @@ def now_us() -> int:
 
 
 def format_rfc3339(us: int) -> str:
-    """`1700000000123456` -> `2023-11-14T22:13:20.123456Z`."""
+    """`1700000000123456` -> `2023-11-14T22:13:20.123456Z`.
+
+    Every registration in a response carries four or five timestamps, so this is on the
+    hot path: the date part is cached per day and the rest is string concatenation, about
+    four times cheaper than `time.gmtime` plus a format string.
+    """
     seconds, micros = divmod(us, 1_000_000)
-    t = time.gmtime(seconds)
+    days, second = divmod(seconds, _DAY_SECONDS)
     return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{micros:06d}Z"
+        _date_prefix(days)
+        + _TWO_DIGITS[second // 3600]
+        + ":"
+        + _TWO_DIGITS[second // 60 % 60]
+        + ":"
+        + _TWO_DIGITS[second % 60]
+        + "."
+        + str(micros).zfill(6)
+        + "Z"
     )
 
 
+_DAY_SECONDS = 86_400
+_EPOCH_DATE = date(1970, 1, 1)
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+
+
+@lru_cache(maxsize=4096)
+def _date_prefix(days: int) -> str:
+    """`YYYY-MM-DDT` of the day `days` after 1970-01-01."""
+    try:
+        return (_EPOCH_DATE + timedelta(days=days)).isoformat() + "T"
+    except OverflowError:  # outside years 1-9999: no `date`, but gmtime still works
+        t = time.gmtime(days * _DAY_SECONDS)
+        return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+
+
 def format_optional(us: int | None) -> str | None:
+    """`format_rfc3339`, with None kept as None (for nullable fields)."""
     return None if us is None else format_rfc3339(us)
 
 
@@ -42,25 +73,22 @@ def parse_rfc3339(text: str) -> int:
     Raises ValueError for anything else, including dates that do not exist.
     Digits past the sixth fractional place are dropped, not rounded.
     """
-    match = _RFC3339.match(text)
+    match = _RFC3339.fullmatch(text)
     if match is None:
         raise ValueError(f"not an RFC3339 timestamp: {text!r}")
 
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     if zone in ("Z", "z"):
-        tz = timezone.utc
+        tz = UTC
     else:
         sign = 1 if zone[0] == "+" else -1
         hours, minutes = int(zone[1:3]), int(zone[4:6])
         if hours > 23 or minutes > 59:
             raise ValueError(f"bad UTC offset in {text!r}")
-        tz = timezone(sign * (hours * 3600 + minutes * 60) * _ONE_SECOND)
+        tz = timezone(timedelta(seconds=sign * (hours * 3600 + minutes * 60)))
 
     moment = datetime(
         int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz
     )
     micros = int((fraction or ".0")[1:7].ljust(6, "0"))
     return int(moment.timestamp()) * 1_000_000 + micros
-
-
-_ONE_SECOND = datetime(1970, 1, 1, 0, 0, 1) - datetime(1970, 1, 1)

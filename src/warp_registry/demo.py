@@ -65,7 +65,11 @@ class DemoSize:
 
 
 def build_demo_fleet(
-    seed: int, anchor_us: int, account_id: str, ipv6_prefix: str, default_profile_id: str,
+    seed: int,
+    anchor_us: int,
+    account_id: str,
+    ipv6_prefix: str,
+    default_profile_id: str,
     size: DemoSize = DemoSize(),
 ) -> FleetRecords:
     """Build the fleet for `seed`, with times relative to `anchor_us` (normally now)."""
@@ -281,8 +285,8 @@ def _touch_devices(fleet: FleetRecords) -> None:
         if current is None or reg.last_seen_at > current.last_seen_at:
             latest[reg.device_id] = reg
     for device in fleet.devices:
-        reg = latest.get(device.id)
-        if reg is not None:
-            device.last_seen_at = reg.last_seen_at
-            device.last_seen_user_id = reg.user_id
-            device.last_seen_registration_id = reg.id
+        seen = latest.get(device.id)
+        if seen is not None:
+            device.last_seen_at = seen.last_seen_at
+            device.last_seen_user_id = seen.user_id
+            device.last_seen_registration_id = seen.id

@@ -54,6 +54,12 @@ class InvalidRequestHeaders(ApiError):
     message = "Invalid request headers"
 
 
+# Chain codes for InvalidRequestHeaders, as Cloudflare sends them.
+AUTHORIZATION_FORMAT_CHAIN = 6111  # "Invalid format for Authorization header"
+EMAIL_FORMAT_CHAIN = 6102  # "Invalid format for X-Auth-Email header"
+KEY_FORMAT_CHAIN = 6103  # "Invalid format for X-Auth-Key header"
+
+
 class InvalidAccessToken(ApiError):
     status = 403
     code = 9109
@@ -142,6 +148,17 @@ class InvalidJsonBody(ApiError):
     message = "invalid json request"
 
 
+class BodyTooLarge(ApiError):
+    """Our choice: 413 with code 6007, next to Cloudflare's 6003 and 6008 request errors."""
+
+    status = 413
+    code = 6007
+    message = "Request body too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body larger than {limit} bytes")
+
+
 # Chain codes for InvalidParameters. 11000 is observed at Cloudflare for per_page; the
 # others are our choice, in the same range.
 PER_PAGE_CHAIN = 11000
@@ -150,6 +167,7 @@ TIMESTAMP_CHAIN = 11002
 UUID_CHAIN = 11003
 CURSOR_CHAIN = 11004
 ID_LIST_CHAIN = 11005
+SEARCH_CHAIN = 11006  # `search` longer than the registrations list accepts
 
 
 # --- missing objects (our choice: Cloudflare publishes no code for these) ---
@@ -188,3 +206,116 @@ class ServiceUnavailable(ApiError):
     status = 503
     code = 10002
     message = "The registry store is unavailable; try again"
+
+
+# --- the WARP client API (docs/enrollment.md) ---
+# WARP clients know 1000 ("Invalid registration request") and 1001 (invalid public key);
+# Cloudflare publishes no codes for the identity and token failures, so 1010-1030 are our
+# choice: one code per cause, so a client or a test can tell them apart.
+
+
+class InvalidRegistrationRequest(ApiError):
+    """A body field of the client API has the wrong type, length or value."""
+
+    status = 400
+    code = 1000
+    message = "Invalid registration request"
+
+
+class InvalidPublicKey(ApiError):
+    status = 400
+    code = 1001
+    message = "Invalid public key"
+
+
+class PublicKeyInUse(InvalidPublicKey):
+    """Cloudflare lets no two registrations share a key; usque shows this as 1001."""
+
+    message = "Public key already in use by another registration"
+
+
+class EnrollmentIdentityMissing(ApiError):
+    status = 401
+    code = 1010
+    message = (
+        "Enrollment needs an Access JWT (Cf-Access-Jwt-Assertion) or a service token "
+        "(CF-Access-Client-Id and CF-Access-Client-Secret)"
+    )
+
+
+class AccessJwtMalformed(ApiError):
+    status = 401
+    code = 1011
+    message = "Access JWT is malformed"
+
+
+class AccessJwtForged(ApiError):
+    status = 401
+    code = 1012
+    message = "Access JWT signature does not verify"
+
+
+class AccessJwtAlgorithm(ApiError):
+    status = 401
+    code = 1013
+    message = "Access JWT algorithm not accepted; RS256 only"
+
+
+class AccessJwtExpired(ApiError):
+    """Cloudflare's client shows "Authentication Expired" for a JWT used too late."""
+
+    status = 401
+    code = 1014
+    message = "Authentication expired: the Access JWT has expired"
+
+
+class AccessJwtNotYetValid(ApiError):
+    status = 401
+    code = 1015
+    message = "Access JWT is not valid yet"
+
+
+class AccessJwtReplayed(ApiError):
+    status = 401
+    code = 1016
+    message = "Access JWT has already been used to enroll"
+
+
+class AccessJwtWrongAccount(ApiError):
+    """Signed by a key this registry does not hold, or for another account's audience."""
+
+    status = 403
+    code = 1017
+    message = "Access JWT was not issued for an account of this registry"
+
+
+class InvalidServiceToken(ApiError):
+    status = 401
+    code = 1018
+    message = "Invalid Access service token"
+
+
+class ClientTokenMissing(ApiError):
+    status = 401
+    code = 1020
+    message = "Missing Authorization: Bearer <registration token>"
+
+
+class ClientTokenInvalid(ApiError):
+    """Unknown token, a deleted registration's token, or another registration's token."""
+
+    status = 401
+    code = 1021
+    message = "Invalid registration token"
+
+
+class RegistrationRevoked(ApiError):
+    status = 403
+    code = 1022
+    message = "Registration has been revoked"
+
+
+class AddressPoolExhausted(ApiError):
+    status = 409
+    code = 1030
+    message = "No free virtual IP address left in the account's pool"

@@ -11,6 +11,9 @@ import re
 
 from warp_registry.domain.models import Access
 from warp_registry.errors import (
+    AUTHORIZATION_FORMAT_CHAIN,
+    EMAIL_FORMAT_CHAIN,
+    KEY_FORMAT_CHAIN,
     AuthenticationError,
     InvalidAccessToken,
     InvalidRequestHeaders,
@@ -39,7 +42,9 @@ def read_credentials(headers: dict[str, str]) -> Probe:
 
     match = _BEARER.fullmatch(authorization)
     if match is None:
-        raise InvalidRequestHeaders(chain=[(6111, "Invalid format for Authorization header")])
+        raise InvalidRequestHeaders(
+            chain=[(AUTHORIZATION_FORMAT_CHAIN, "Invalid format for Authorization header")]
+        )
     return BearerProbe(hash_secret(match.group(1)))
 
 
@@ -49,9 +54,9 @@ def _global_key(email: str | None, key: str | None) -> Probe:
 
     chain = []
     if _EMAIL.fullmatch(email) is None:
-        chain.append((6102, "Invalid format for X-Auth-Email header"))
+        chain.append((EMAIL_FORMAT_CHAIN, "Invalid format for X-Auth-Email header"))
     if _GLOBAL_KEY.fullmatch(key) is None:
-        chain.append((6103, "Invalid format for X-Auth-Key header"))
+        chain.append((KEY_FORMAT_CHAIN, "Invalid format for X-Auth-Key header"))
     if chain:
         raise InvalidRequestHeaders(chain=chain)
     return GlobalKeyProbe(email.lower(), hash_secret(key))

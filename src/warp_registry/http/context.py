@@ -9,13 +9,21 @@ from warp_registry.store.sql_store import SqlStore
 class AppContext:
     """The app's dependencies. Give a store directly (tests) or a database to open."""
 
-    # Exceptions that mean "the database is unreachable": answered with 503, not 500.
+    # Exceptions that mean "the database is unreachable": answered with 503, not 500. The
+    # store turns its engine's connection errors into StoreUnavailable, a ConnectionError.
     unavailable_errors: tuple[type[BaseException], ...] = (ConnectionError, OSError)
 
-    def __init__(self, database: str | None = None, store: SqlStore | None = None) -> None:
+    def __init__(
+        self,
+        database: str | None = None,
+        store: SqlStore | None = None,
+        *,
+        pool_size: int | None = None,
+    ) -> None:
         if database is None and store is None:
             raise ValueError("AppContext needs a database or a store")
         self.database = database
+        self.pool_size = pool_size
         self._store = store
         self._owns_store = store is None
 
@@ -28,7 +36,7 @@ class AppContext:
     async def start(self) -> None:
         if self._store is None:
             assert self.database is not None
-            self._store = await open_store(self.database)
+            self._store = await open_store(self.database, pool_size=self.pool_size)
 
     async def stop(self) -> None:
         if self._store is not None and self._owns_store:

@@ -34,3 +34,12 @@ def success_body(result: Any, result_info: dict[str, Any] | None = None) -> byte
 def error_body(errors: list[dict[str, Any]]) -> bytes:
     """Serialise a failure: `result` is null and `errors` holds at least one entry."""
     return orjson.dumps({"success": False, "errors": errors, "messages": [], "result": None})
+
+
+def document_body(document: dict[str, Any]) -> bytes:
+    """Serialise a standard document that is not a v4 API response, bare.
+
+    Only for formats other software reads as defined elsewhere: the JWKS of
+    `/cdn-cgi/access/certs` is read by JWT libraries, which expect `{"keys": [...]}`.
+    """
+    return orjson.dumps(document)

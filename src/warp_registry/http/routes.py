@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from warp_registry.errors import NotImplementedEndpoint
 from warp_registry.http.context import AppContext
+from warp_registry.http.handlers.client import ClientHandlers
 from warp_registry.http.handlers.registrations import RegistrationHandlers
 from warp_registry.http.request import Request, Response
 from warp_registry.http.routing import Handler, Router
@@ -19,16 +20,6 @@ ACCOUNT = PREFIX + "/accounts/{account_id:account}"
 # Cloudflare endpoints of the devices family that warp-registry does not serve (yet):
 # (method, path under the account, operation name).
 NOT_IMPLEMENTED: list[tuple[str, str, str]] = [
-    ("GET", "/devices/registrations", "list-registrations"),
-    ("DELETE", "/devices/registrations", "delete-registrations"),
-    ("DELETE", "/devices/registrations/{registration_id:uuid}", "delete-registration"),
-    ("POST", "/devices/registrations/revoke", "revoke-registrations"),
-    ("POST", "/devices/registrations/unrevoke", "unrevoke-registrations"),
-    (
-        "GET",
-        "/devices/registrations/{registration_id:uuid}/override_codes",
-        "get-registration-override-codes",
-    ),
     ("GET", "/devices/physical-devices", "list-devices"),
     ("GET", "/devices/physical-devices/{device_id:uuid}", "get-device"),
     ("PATCH", "/devices/physical-devices/{device_id:uuid}", "patch-device"),
@@ -105,10 +96,58 @@ def build_router(context: AppContext) -> Router:
             "get-registration",
             registrations.get,
         ),
+        ("GET", "/devices/registrations", "list-registrations", registrations.list),
+        ("DELETE", "/devices/registrations", "delete-registrations", registrations.bulk_delete),
+        (
+            "DELETE",
+            "/devices/registrations/{registration_id:uuid}",
+            "delete-registration",
+            registrations.delete,
+        ),
+        (
+            "POST",
+            "/devices/registrations/revoke",
+            "revoke-registrations",
+            registrations.revoke,
+        ),
+        (
+            "POST",
+            "/devices/registrations/unrevoke",
+            "unrevoke-registrations",
+            registrations.unrevoke,
+        ),
+        (
+            "GET",
+            "/devices/registrations/{registration_id:uuid}/override_codes",
+            "get-registration-override-codes",
+            registrations.override_codes,
+        ),
     ]
     for method, path, name, handler in implemented:
         router.add(method, ACCOUNT + path, name, handler)
 
     for method, path, name in NOT_IMPLEMENTED:
         router.add(method, ACCOUNT + path, name, _not_implemented(name), implemented=False)
+    add_client_routes(router, context)
     return router
+
+
+# The WARP client API (docs/enrollment.md), beside the admin API: `/v0/reg`, `/v0a4471/reg`,
+# `/v0i2308311933/reg`, ... (any build), and the JWKS of warp-registry's Access role.
+CLIENT_REG = "/{client_version:client_version}/reg"
+
+
+def add_client_routes(router: Router, context: AppContext) -> None:
+    """Route the client API to `ClientHandlers`; `PUT` is the iOS app's spelling of PATCH."""
+    client = ClientHandlers(context)
+    one = CLIENT_REG + "/{registration_id:client_registration}"
+    routes: list[tuple[str, str, str, Handler]] = [
+        ("POST", CLIENT_REG, "client-create-registration", client.enroll),
+        ("GET", one, "client-get-registration", client.get),
+        ("PATCH", one, "client-update-registration", client.update),
+        ("PUT", one, "client-update-registration-put", client.update),
+        ("DELETE", one, "client-delete-registration", client.delete),
+        ("GET", "/cdn-cgi/access/certs", "access-certs", client.access_certs),
+    ]
+    for method, path, name, handler in routes:
+        router.add(method, path, name, handler)

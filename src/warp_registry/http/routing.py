@@ -9,6 +9,7 @@ the depth of the path, not on the number of routes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,11 +24,31 @@ def _is_any(value: str) -> bool:
     return value != ""
 
 
+# The WARP client API's version segment: `v0`, or `v0` + a platform letter + a build
+# number (`v0a4471`, `v0i2308311933`). Clients pick builds freely; any build is served.
+_CLIENT_VERSION = re.compile(r"v0(?:[a-z][0-9]{1,16})?")
+
+
+def _is_client_version(value: str) -> bool:
+    return _CLIENT_VERSION.fullmatch(value) is not None
+
+
+def _is_client_registration(value: str) -> bool:
+    """A registration id as clients send it: a UUID, or `t.<uuid>` (Zero Trust ids)."""
+    return ids.is_uuid(value.removeprefix("t."))
+
+
+def _client_registration(value: str) -> str:
+    return value.removeprefix("t.").lower()
+
+
 # Parameter type -> (check, normalise). UUIDs are accepted in any case and lowered.
 _CONVERTERS: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
     "account": (ids.is_account_id, str.lower),
     "uuid": (ids.is_uuid, str.lower),
     "str": (_is_any, str),
+    "client_version": (_is_client_version, str),
+    "client_registration": (_is_client_registration, _client_registration),
 }
 
 

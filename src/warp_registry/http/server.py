@@ -14,11 +14,18 @@ from warp_registry.http.app import RegistryApp, create_app
 from warp_registry.http.context import AppContext
 
 DATABASE_ENV = "WARP_REGISTRY_DATABASE"
+POOL_SIZE_ENV = "WARP_REGISTRY_POOL_SIZE"
 
 
 def app_from_env() -> RegistryApp:
     """The factory granian calls in each worker."""
-    return create_app(AppContext(database=os.environ[DATABASE_ENV]))
+    pool_size = os.environ.get(POOL_SIZE_ENV)
+    return create_app(
+        AppContext(
+            database=os.environ[DATABASE_ENV],
+            pool_size=int(pool_size) if pool_size else None,
+        )
+    )
 
 
 def logging_config(level: str) -> dict[str, Any]:
@@ -43,13 +50,26 @@ def logging_config(level: str) -> dict[str, Any]:
     return config
 
 
-def run(host: str, port: int, database: str, workers: int, log_level: str) -> None:
-    """Serve until interrupted. Blocks."""
+def run(
+    host: str,
+    port: int,
+    database: str,
+    workers: int,
+    log_level: str,
+    pool_size: int | None = None,
+) -> None:
+    """Serve until interrupted. Blocks.
+
+    Each of the `workers` processes opens its own store; with PostgreSQL, a pool of at
+    most `pool_size` connections.
+    """
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
     os.environ[DATABASE_ENV] = database
+    if pool_size is not None:
+        os.environ[POOL_SIZE_ENV] = str(pool_size)
     server = Granian(
         "warp_registry.http.server:app_from_env",
         address=host,

@@ -18,6 +18,10 @@ Row = Sequence[Any]
 Params = Sequence[Any]
 
 
+class StoreUnavailable(ConnectionError):
+    """The database cannot be reached or refused us; the app answers 503, the CLI exits."""
+
+
 class Transaction(ABC):
     """Statements inside one write transaction."""
 
@@ -51,6 +55,14 @@ class Database(ABC):
     @abstractmethod
     async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run `work` in one transaction, retrying it whole on transient conflicts."""
+
+    @abstractmethod
+    async def write_exclusive(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Like `write`, but never alongside another process's `write_exclusive`.
+
+        For schema migrations: each statement sees everything committed before it, so a
+        migrator that waited for another one finds the schema that one left.
+        """
 
     @abstractmethod
     async def run_script(self, statements: Sequence[str]) -> None:

@@ -131,6 +131,50 @@ MIGRATIONS: list[list[str]] = [
         "CREATE UNIQUE INDEX reg_vip4 ON registrations (account_id, virtual_ipv4)",
         "CREATE UNIQUE INDEX reg_vip6 ON registrations (account_id, virtual_ipv6)",
     ],
+    # 2: enrollment, the WARP client protocol (store/enrollment.py, docs/enrollment.md)
+    [
+        # Key pairs the registry holds per account: `access` signs the Access JWTs that
+        # enrollment accepts; `wireguard` and `masque` are the peer keys clients are given.
+        """CREATE TABLE account_keys (
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            purpose TEXT NOT NULL,
+            key_id TEXT NOT NULL UNIQUE,
+            private_key TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            audience TEXT NOT NULL DEFAULT '',
+            created_at BIGINT NOT NULL,
+            PRIMARY KEY (account_id, purpose)
+        )""",
+        # Access service tokens (CF-Access-Client-Id / CF-Access-Client-Secret).
+        """CREATE TABLE service_tokens (
+            id TEXT{C} PRIMARY KEY,
+            account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            client_id TEXT NOT NULL UNIQUE,
+            secret_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )""",
+        # Each Access JWT enrolls once: its jti is kept until the JWT has expired.
+        """CREATE TABLE access_jwt_uses (
+            account_id TEXT NOT NULL,
+            jti TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (account_id, jti)
+        )""",
+        "CREATE INDEX access_jwt_uses_expiry ON access_jwt_uses (expires_at)",
+        # What the client sent at enrollment and sees again on every GET; one row per
+        # registration made through the client API, gone with its registration.
+        """CREATE TABLE client_registrations (
+            registration_id TEXT PRIMARY KEY REFERENCES registrations(id) ON DELETE CASCADE,
+            client_type TEXT NOT NULL DEFAULT '',
+            locale TEXT NOT NULL DEFAULT '',
+            fcm_token TEXT NOT NULL DEFAULT '',
+            tos BIGINT,
+            warp_enabled INTEGER NOT NULL DEFAULT 1
+        )""",
+        "CREATE INDEX devices_install ON devices (account_id, install_id)",
+    ],
 ]
 
 

@@ -8,14 +8,16 @@ the PostgreSQL database rewrites them to `$n`.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple
 from typing import Any
 
 from warp_registry.clock import now_us
+from warp_registry.domain.listing import Filters, ListQuery
 from warp_registry.domain.models import Access, ApiToken, PolicySummary, Registration
 from warp_registry.domain.records import FleetRecords
 from warp_registry.store.database import Database, Row, Transaction
+from warp_registry.store.enrollment import EnrollmentStore
 from warp_registry.store.schema import LATEST_VERSION, MIGRATIONS, render
 
 # The columns `_registration` reads, in order. `p` may be absent (deleted profile).
@@ -127,6 +129,7 @@ class SqlStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.enrollment = EnrollmentStore(db)  # the WARP client API's SQL
 
     # --- lifecycle ---
 
@@ -135,15 +138,12 @@ class SqlStore:
 
         Returns the version found before migrating.
         """
-        await self.db.run_script(
-            ["CREATE TABLE IF NOT EXISTS schema_migrations "
-             "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"]
-        )  # fmt: skip
 
         async def apply(tx: Transaction) -> int:
-            if self.db.dialect == "postgresql":
-                # Serialise concurrent migrators; released at commit.
-                await tx.fetch_one("SELECT pg_advisory_xact_lock(7436521)")
+            await tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
             row = await tx.fetch_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
             found = int(row[0]) if row else 0
             for version in range(found + 1, LATEST_VERSION + 1):
@@ -155,7 +155,8 @@ class SqlStore:
                 )
             return found
 
-        return await self.db.write(apply)
+        # Exclusive: concurrent migrators (several processes starting) go one at a time.
+        return await self.db.write_exclusive(apply)
 
     async def schema_version(self) -> int:
         row = await self.db.fetch_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
@@ -293,21 +294,23 @@ class SqlStore:
             if await tx.fetch_one("SELECT 1 FROM accounts WHERE id = ?", (account_id,)) is None:
                 return False
             row = await tx.fetch_one("SELECT id FROM admins WHERE email = ?", (email,))
+            # A known email keeps its admin id; assigning `admin_id` here instead would make
+            # it local to `upsert` and unbound on the insert branch.
+            member_id = admin_id if row is None else row[0]
             if row is None:
                 await tx.execute(
                     "INSERT INTO admins (id, email, api_key_hash, created_at) VALUES (?, ?, ?, ?)",
-                    (admin_id, email, key_hash, now_us()),
+                    (member_id, email, key_hash, now_us()),
                 )
             else:
-                admin_id = row[0]
                 await tx.execute(
                     "UPDATE admins SET api_key_hash = ?, revoked_at = NULL WHERE id = ?",
-                    (key_hash, admin_id),
+                    (key_hash, member_id),
                 )
             await tx.execute(
                 "INSERT INTO admin_accounts (admin_id, account_id) VALUES (?, ?) "
                 "ON CONFLICT DO NOTHING",
-                (admin_id, account_id),
+                (member_id, account_id),
             )
             return True
 
@@ -323,6 +326,111 @@ class SqlStore:
             (account_id,),
         )
         return None if row is None else str(row[0])
+
+    # --- registrations: list, delete, revoke, unrevoke, override secrets (issue 3) ---
+    #
+    # Each method takes the caller's credential and returns the Access it found with the
+    # result, like `get_registration`; a write happens only when the credential may write
+    # on the account, so the handler can turn the Access into the right error afterwards.
+
+    async def list_registrations(
+        self, probe: Probe, account_id: str, query: ListQuery
+    ) -> tuple[Access, list[Registration]]:
+        """Up to `per_page + 1` registrations after the query's cursor, in its sort order.
+
+        Two round trips: the credential lookup, then the page. Folding the lookup into
+        the page query (as the GET does) would put a LEFT JOIN chain in front of every
+        list plan and make index choice depend on it on both engines, for a saving of one
+        indexed probe on a query that may read a thousand rows. It also means a refused
+        caller never reads registrations.
+        """
+        access = await self.access(probe, account_id)
+        if not access.account_ok:
+            return access, []
+
+        sql, params = build_list_sql(account_id, query)
+        rows = await self.db.fetch_all(sql, params)
+        return access, [registration_from_row(row) for row in rows]
+
+    async def delete_registrations(
+        self, probe: Probe, account_id: str, registration_ids: Sequence[str]
+    ) -> tuple[Access, int]:
+        """Delete registrations of the account for good; returns how many existed.
+
+        Their virtual IPs go back to the pool with the rows. Devices are never deleted;
+        ids unknown to the account are ignored.
+        """
+        sql = (
+            f"DELETE FROM registrations WHERE account_id = ? AND id IN ({_marks(registration_ids)})"
+        )
+        return await self._write_registrations(
+            probe, account_id, lambda now: (sql, (account_id, *registration_ids))
+        )
+
+    async def revoke_registrations(
+        self, probe: Probe, account_id: str, registration_ids: Sequence[str]
+    ) -> tuple[Access, int]:
+        """Revoke the active ones among `registration_ids`; returns how many changed.
+
+        `revoked_at` and `updated_at` get the same instant; an already revoked
+        registration keeps its first `revoked_at` and `updated_at`. Virtual IPs stay.
+        """
+        sql = (
+            "UPDATE registrations SET revoked_at = ?, updated_at = ? "
+            f"WHERE account_id = ? AND id IN ({_marks(registration_ids)}) "
+            "AND revoked_at IS NULL"
+        )
+        return await self._write_registrations(
+            probe, account_id, lambda now: (sql, (now, now, account_id, *registration_ids))
+        )
+
+    async def unrevoke_registrations(
+        self, probe: Probe, account_id: str, registration_ids: Sequence[str]
+    ) -> tuple[Access, int]:
+        """Clear `revoked_at` of the revoked ones among `registration_ids`, bumping `updated_at`."""
+        sql = (
+            "UPDATE registrations SET revoked_at = NULL, updated_at = ? "
+            f"WHERE account_id = ? AND id IN ({_marks(registration_ids)}) "
+            "AND revoked_at IS NOT NULL"
+        )
+        return await self._write_registrations(
+            probe, account_id, lambda now: (sql, (now, account_id, *registration_ids))
+        )
+
+    async def _write_registrations(
+        self,
+        probe: Probe,
+        account_id: str,
+        statement: Callable[[int], tuple[str, tuple[Any, ...]]],
+    ) -> tuple[Access, int]:
+        """Check that the credential may write, then run one statement in one transaction.
+
+        `statement(now)` gives the SQL and its parameters; it is called inside the
+        transaction, so a retried write uses a fresh timestamp.
+        """
+        access = await self.access(probe, account_id)
+        if not (access.account_ok and access.can_write):
+            return access, 0
+
+        async def run(tx: Transaction) -> int:
+            sql, params = statement(now_us())
+            return await tx.execute(sql, params)
+
+        return access, await self.db.write(run)
+
+    async def registration_override_secret(
+        self, probe: Probe, account_id: str, registration_id: str
+    ) -> tuple[Access, str | None]:
+        """The secret override codes derive from; None when there is no such registration."""
+        access = await self.access(probe, account_id)
+        if not access.account_ok:
+            return access, None
+
+        row = await self.db.fetch_one(
+            "SELECT override_secret FROM registrations WHERE id = ? AND account_id = ?",
+            (registration_id, account_id),
+        )
+        return access, None if row is None else str(row[0])
 
 
 async def _insert_fleet(tx: Transaction, fleet: FleetRecords) -> None:
@@ -374,3 +482,131 @@ async def _insert_fleet(tx: Transaction, fleet: FleetRecords) -> None:
 def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
     """Booleans become 0/1: both engines store flags as INTEGER."""
     return tuple(int(v) if isinstance(v, bool) else v for v in values)
+
+
+# --- registrations list SQL (issue 3) ---
+
+# sort_by -> column. Each has an index (account_id, column, id) (see schema.py), so every
+# sort order, and every keyset position within it, is a range of one index.
+_SORT_COLUMNS: dict[str, str] = {
+    "id": "r.id",
+    "user.name": "r.user_name",
+    "user.email": "r.user_email",
+    "last_seen_at": "r.last_seen_at",
+    "created_at": "r.created_at",
+}
+
+_TEXT_SORT_COLUMNS = frozenset({"r.id", "r.user_name", "r.user_email"})
+
+# Case-insensitive substring search over these columns. The pattern is lowered in Python
+# (ASCII letters only), because `lower()` folds only ASCII on SQLite and on the "C"
+# collation columns of PostgreSQL: folding the pattern the same way keeps both engines in
+# agreement.
+_SEARCH_COLUMNS = ("r.id", "r.device_id", "d.name", "r.user_email", "r.user_name")
+_SEARCH_CLAUSE = "(" + " OR ".join(f"lower({c}) LIKE ? ESCAPE '\\'" for c in _SEARCH_COLUMNS) + ")"
+
+
+def build_list_sql(account_id: str, query: ListQuery) -> tuple[str, list[Any]]:
+    """The one statement that reads a page of registrations, and its parameters.
+
+    Public so tests can EXPLAIN exactly what the store runs. The statement asks for one
+    row more than the page holds, so the caller knows whether a next page exists.
+    """
+    where, params = _list_filters(account_id, query.filters)
+
+    column = _SORT_COLUMNS[query.sort_by]
+    direction = "DESC" if query.descending else "ASC"
+    if query.after is not None:
+        comparison = "<" if query.descending else ">"
+        if column == "r.id":
+            where.append(f"r.id {comparison} ?")
+            params.append(query.after.id)
+        else:
+            # A row-value comparison: both engines turn it into one index range.
+            where.append(f"({column}, r.id) {comparison} (?, ?)")
+            params.extend((query.after.value, query.after.id))
+
+    keys = [column] if column == "r.id" else [column, "r.id"]
+    if not _sort_index_leads(query):
+        keys = [_not_indexed(key) for key in keys]
+    order = ", ".join(f"{key} {direction}" for key in keys)
+    sql = (
+        f"SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} "
+        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    )
+    params.append(query.per_page + 1)
+    return sql, params
+
+
+def _sort_index_leads(query: ListQuery) -> bool:
+    """Whether the page should be read in sort-index order (else: found, then sorted).
+
+    When the filter names ids or users (at most 200 of them) the matching rows are few,
+    so the best plan reads them through the id or user index and sorts them. SQLite
+    without ANALYZE statistics assumes `account_id = ?` matches about ten rows and would
+    rather walk the whole account in sort order. One user sorted by `created_at` needs
+    neither: `reg_user` (account_id, user_id, created_at, id) finds and orders at once.
+    """
+    filters = query.filters
+    if filters.ids:
+        return False
+    if filters.user_ids:
+        return len(filters.user_ids) == 1 and query.sort_by == "created_at"
+    return True
+
+
+def _not_indexed(column: str) -> str:
+    """The same sort key, written so that no index can provide the order.
+
+    `+ 0` and `|| ''` change no value and no collation; they only take the plan that walks
+    a sort index away from the planner (see `_sort_index_leads`).
+    """
+    return f"{column} || ''" if column in _TEXT_SORT_COLUMNS else f"{column} + 0"
+
+
+def _list_filters(account_id: str, filters: Filters) -> tuple[list[str], list[Any]]:
+    """WHERE conditions (AND-combined) and their parameters for the list filters."""
+    where = ["r.account_id = ?"]
+    params: list[Any] = [account_id]
+
+    if filters.status == "active":
+        where.append("r.revoked_at IS NULL")
+    elif filters.status == "revoked":
+        where.append("r.revoked_at IS NOT NULL")
+
+    equalities = (
+        ("r.device_id", filters.device_id),
+        ("r.policy_id", filters.policy_id),
+        ("r.registration_type", filters.registration_type),
+    )
+    for column, value in equalities:
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+
+    for column, values in (("r.id", filters.ids), ("r.user_id", filters.user_ids)):
+        if values:
+            where.append(f"{column} IN ({_marks(values)})")
+            params.extend(values)
+
+    if filters.search is not None:
+        where.append(_SEARCH_CLAUSE)
+        params.extend([_like_pattern(filters.search)] * len(_SEARCH_COLUMNS))
+    if filters.seen_after is not None:
+        where.append("r.last_seen_at > ?")
+        params.append(filters.seen_after)
+    if filters.seen_before is not None:
+        where.append("r.last_seen_at < ?")
+        params.append(filters.seen_before)
+    return where, params
+
+
+def _like_pattern(text: str) -> str:
+    """`%text%` with LIKE's wildcards (and the escape character itself) escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """`?, ?, ?`: one placeholder per value."""
+    return ", ".join("?" * len(values))

@@ -113,6 +113,10 @@ class SqliteDatabase(Database):
         if self._write_conn.in_transaction:
             self._write_conn.execute("ROLLBACK")
 
+    async def write_exclusive(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        # BEGIN IMMEDIATE already excludes every other writer, in any process.
+        return await self.write(work)
+
     async def run_script(self, statements: Sequence[str]) -> None:
         async def apply(tx: Transaction) -> None:
             for statement in statements:

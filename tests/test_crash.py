@@ -1,0 +1,257 @@
+"""SIGKILL in the middle of a write leaves the registry as if the write never started or
+had fully finished, on both stores, and the registry works after a restart.
+
+Two kinds of write are killed, several times each:
+- a seeding transaction (thousands of rows in one transaction, the kind `init` runs),
+  killed while the database shows it open;
+- a server answering a stream of 200-id bulk revoke / unrevoke / delete calls, killed with
+  its workers at a random moment, preferably while a write is open.
+
+A kill aims at an open transaction by watching the database: on PostgreSQL a client
+backend with an open transaction, on SQLite the write lock being held. When the
+transaction ends before the kill lands, the round still checks all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests import pg
+from tests.conftest import cli
+from tests.consistency import (
+    Call,
+    apply_serially,
+    assert_deleted,
+    fleet_seed,
+    registry_state,
+    send_call,
+)
+from tests.processes import start
+from warp_registry.store import is_postgres_url, open_store
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 3
+ANCHOR_US = 1_760_000_000_000_000
+
+# Builds a large fleet, says "seeding" just before its one transaction, then writes it.
+_SEED_CHILD = """
+import asyncio, sys
+from tests.consistency import fleet_seed
+from warp_registry.store import open_store
+
+async def main(database: str, devices: int, anchor_us: int) -> None:
+    seed = fleet_seed(5, anchor_us, devices)
+    store = await open_store(database)
+    print("seeding", flush=True)
+    await store.insert_fleet(seed.fleet)
+    print("seeded", flush=True)
+    await store.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty (migrated on PostgreSQL) databases on one engine; drops them after."""
+    made: list[str] = []
+
+    def make() -> str:
+        if request.param == "sqlite":
+            url = str(tmp_path / f"registry{len(made)}.db")
+        else:
+            url = pg.fresh_database_url(f"{request.node.name}_{len(made)}")
+        made.append(url)
+        return url
+
+    yield make
+    if request.param == "postgresql":
+        for url in made:
+            pg.release_database(url)
+
+
+# --- watching for an open write transaction ---
+
+
+async def _write_in_progress(database: str) -> bool:
+    """Does another connection hold an open write on `database` right now?"""
+    if is_postgres_url(database):
+        conn = await asyncpg.connect(database)
+        try:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND xact_start IS NOT NULL AND state <> 'idle'"
+                " AND query !~* '^(BEGIN|SELECT)'"
+            )
+            return bool(busy)
+        finally:
+            await conn.close()
+    return await asyncio.to_thread(_sqlite_write_locked, database)
+
+
+def _sqlite_write_locked(path: str) -> bool:
+    """True if a writer holds the lock: our own BEGIN IMMEDIATE would have to wait."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+async def _kill_when_writing(database: str, kill: Callable[[], None], within_s: float) -> bool:
+    """Kill as soon as a write is seen open, or after `within_s`; returns whether one was."""
+    deadline = time.monotonic() + within_s
+    seen = False
+    while time.monotonic() < deadline and not seen:
+        seen = await _write_in_progress(database)
+    kill()
+    return seen
+
+
+# --- a killed seeding transaction ---
+
+
+async def test_killed_seed_transaction_leaves_all_or_nothing(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    expected_ids = {r.id for r in fleet_seed(5, ANCHOR_US, 6000).fleet.registrations}
+    killed_mid_way = 0
+    for round_number in range(ROUNDS):
+        database = fresh_database()
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SEED_CHILD, database, "6000", str(ANCHOR_US)],
+            cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"seeding\n"
+        await asyncio.sleep(random.Random(round_number).uniform(0, 0.2))
+
+        def kill(process: subprocess.Popen[bytes] = child) -> None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+        killed_mid_way += await _kill_when_writing(database, kill, within_s=5)
+        child.stdout.close()
+
+        await _assert_whole_or_empty(database, expected_ids, tmp_path / f"r{round_number}.log")
+    # The rounds must have tested what they claim at least once.
+    assert killed_mid_way >= 1
+
+
+async def _assert_whole_or_empty(database: str, expected_ids: set[str], log: Path) -> None:
+    """After the crash: either every seeded registration is there, or none is."""
+    store = await open_store(database)
+    try:
+        accounts = await store.account_ids()
+        present = set()
+        for account_id in accounts:
+            for registration_id in expected_ids:
+                if await store.find_registration(account_id, registration_id) is not None:
+                    present.add(registration_id)
+    finally:
+        await store.close()
+    assert present in (set(), expected_ids), f"{len(present)} of {len(expected_ids)} rows"
+
+    # Restart: an empty registry can be initialised, a whole one served.
+    if not accounts:
+        done = cli("init", "--json", "--database", database)
+        assert done.returncode == 0, done.stderr
+        created = json.loads(done.stdout)
+        account_id, token = created["account_id"], created["api_token"]
+    else:
+        (account_id,) = accounts
+        done = cli("token", "create", "--database", database, "--account", account_id)
+        assert done.returncode == 0, done.stderr
+        token = done.stdout.strip()
+
+    server = start(database, log_path=log)
+    try:
+        async with server.client(token) as client:
+            sample = random.Random(1).sample(sorted(expected_ids), 50) if accounts else None
+            state = await registry_state(client, account_id, fetch=sample)
+            if accounts:
+                assert set(state) == expected_ids
+    finally:
+        server.stop()
+
+
+# --- a server killed during bulk calls ---
+
+
+async def test_server_killed_during_bulk_calls_leaves_each_call_whole(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    database = fresh_database()
+    seed = fleet_seed(9, ANCHOR_US, 1000)
+    store = await open_store(database)
+    await store.insert_fleet(seed.fleet)
+    await store.close()
+
+    ids = sorted(r.id for r in seed.fleet.registrations)
+    state: dict[str, bool | None] = {
+        r.id: r.revoked_at is not None for r in seed.fleet.registrations
+    }
+    rng = random.Random(17)
+    killed_mid_way = 0
+    for round_number in range(ROUNDS):
+        alive = [i for i in ids if state[i] is not None]
+        chosen = rng.sample(alive, 400)
+        toggled, deleted = tuple(chosen[:200]), tuple(chosen[200:])
+        calls = [Call("revoke" if n % 2 == 0 else "unrevoke", toggled) for n in range(60)]
+        calls.insert(rng.randrange(1, 15), Call("delete", deleted))
+
+        server = start(database, log_path=tmp_path / f"round{round_number}.log")
+        async with server.client(seed.token) as client:
+            sender = asyncio.create_task(_send_until_refused(client, seed.account_id, calls))
+            await asyncio.sleep(rng.uniform(0.1, 0.5))
+            killed_mid_way += await _kill_when_writing(database, server.kill9, within_s=2)
+            acknowledged = await sender
+
+        # The calls answered took effect; the one in flight did wholly or not at all.
+        done_state = apply_serially(state, calls[:acknowledged])
+        next_state = apply_serially(done_state, calls[acknowledged : acknowledged + 1])
+        server = start(database, log_path=tmp_path / f"after{round_number}.log")
+        try:
+            async with server.client(seed.token) as client:
+                listed = await registry_state(client, seed.account_id, fetch=chosen)
+                gone = [i for i in chosen if i not in listed]
+                await assert_deleted(client, seed.account_id, gone)
+        finally:
+            server.stop()
+
+        after = {i: (listed[i]["revoked_at"] is not None if i in listed else None) for i in ids}
+        assert after in (done_state, next_state), f"round {round_number}: a call was split"
+        state = after
+    assert killed_mid_way >= 1
+
+
+async def _send_until_refused(client: httpx.AsyncClient, account_id: str, calls: list[Call]) -> int:
+    """Send the calls one after another until the server dies; returns how many succeeded."""
+    for done, call in enumerate(calls):
+        try:
+            response = await send_call(client, account_id, call)
+        except httpx.TransportError:
+            return done
+        assert response.status_code == 200, response.text
+    return len(calls)

@@ -1,0 +1,131 @@
+"""Logging: one access line per request, no secrets, and a traceback only for a 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import Registry
+from warp_registry.ids import new_uuid
+from warp_registry.secrets import hash_secret, new_global_key
+
+ACCESS = "warp_registry.access"
+ACCESS_LINE = re.compile(
+    r"(?P<method>[A-Z]+) (?P<target>\S+) (?P<status>\d{3}) (?P<ms>\d+\.\d{2})ms "
+    r"rid=(?P<rid>[0-9a-f]{16})"
+)
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="warp_registry")
+    return caplog
+
+
+def _path(registry: Registry, registration_id: str | None = None) -> str:
+    registration_id = registration_id or registry.fleet.registrations[0].id
+    return f"/accounts/{registry.account_id}/devices/registrations/{registration_id}"
+
+
+def _access_lines(logs: pytest.LogCaptureFixture) -> list[re.Match[str]]:
+    lines = []
+    for record in logs.records:
+        if record.name == ACCESS:
+            assert record.levelno == logging.INFO
+            match = ACCESS_LINE.fullmatch(record.getMessage())
+            assert match, record.getMessage()
+            lines.append(match)
+    return lines
+
+
+async def test_one_access_line_per_request(
+    api: httpx.AsyncClient, registry: Registry, logs: pytest.LogCaptureFixture
+) -> None:
+    calls = [
+        ("GET", _path(registry) + "?include=policy", 200),
+        ("GET", _path(registry, str(uuid.uuid4())), 404),
+        ("PUT", _path(registry), 405),
+        ("GET", "/nowhere", 400),
+    ]
+    request_ids = []
+    for method, path, status in calls:
+        response = await api.request(method, path)
+        assert response.status_code == status
+        request_ids.append(response.headers["x-request-id"])
+
+    lines = _access_lines(logs)
+    assert len(lines) == len(calls)
+    for line, (method, path, status), rid in zip(lines, calls, request_ids, strict=True):
+        assert line["method"] == method
+        assert line["target"] == "/client/v4" + path
+        assert int(line["status"]) == status
+        assert line["rid"] == rid
+    assert len(set(request_ids)) == len(calls)
+
+
+async def test_credentials_never_reach_the_log(
+    anon: httpx.AsyncClient, registry: Registry, logs: pytest.LogCaptureFixture
+) -> None:
+    key = new_global_key()
+    assert await registry.store.create_global_key(
+        new_uuid(), "ops@example.com", hash_secret(key), registry.account_id
+    )
+    wrong_key = new_global_key()
+    attempts = [
+        {"Authorization": f"Bearer {registry.token}"},
+        {"Authorization": f"Bearer {registry.token}x"},
+        {"Authorization": f"Basic {registry.token}"},
+        {"X-Auth-Email": "ops@example.com", "X-Auth-Key": key},
+        {"X-Auth-Email": "ops@example.com", "X-Auth-Key": wrong_key},
+        {"X-Auth-Email": "not-an-email", "X-Auth-Key": key + "!"},
+    ]
+    for headers in attempts:
+        await anon.get(_path(registry), headers=headers)
+
+    assert len(_access_lines(logs)) == len(attempts)
+    for secret in (registry.token, key, wrong_key):
+        assert secret not in logs.text
+
+
+async def test_ordinary_client_errors_log_no_traceback(
+    api: httpx.AsyncClient, anon: httpx.AsyncClient, registry: Registry,
+    logs: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await anon.get(_path(registry))  # 400 no credentials
+    await api.get(_path(registry) + "?include=nope")  # 400 bad parameter
+    await api.get(_path(registry, str(uuid.uuid4())))  # 404 unknown
+    await api.get(_path(registry, "not-a-uuid"))  # 404 malformed
+    await api.delete("/nowhere")  # 400 no route
+
+    assert len(_access_lines(logs)) == 5
+    assert all(record.exc_info is None for record in logs.records)
+    assert all(record.levelno < logging.WARNING for record in logs.records)
+
+
+async def test_a_500_logs_exactly_one_traceback(
+    api: httpx.AsyncClient,
+    registry: Registry,
+    logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("marker-7731")
+
+    monkeypatch.setattr(registry.store, "get_registration", broken)
+    response = await api.get(_path(registry))
+    assert response.status_code == 500
+    assert "marker-7731" not in response.text
+
+    tracebacks = [record for record in logs.records if record.exc_info is not None]
+    assert len(tracebacks) == 1
+    assert tracebacks[0].levelno == logging.ERROR
+    assert "marker-7731" in logs.text
+    assert registry.token not in logs.text
+
+    (line,) = _access_lines(logs)
+    assert line["status"] == "500"
+    assert line["rid"] in tracebacks[0].getMessage()
