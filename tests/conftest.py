@@ -58,6 +58,14 @@ def bare_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
 
 
 @pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database, for tests about PostgreSQL alone."""
+    url = pg.fresh_database_url(request.node.name)
+    yield url
+    pg.release_database(url)
+
+
+@pytest.fixture
 async def store(database_url: str) -> AsyncIterator[SqlStore]:
     opened = await open_store(database_url)
     yield opened

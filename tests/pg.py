@@ -59,7 +59,7 @@ _CLUSTER_DIR_PREFIX = "warp-registry-pg-"
 
 
 def fresh_database_url(name: str, *, migrated: bool = True) -> str:
-    """A URL of an empty database for one test (`name` only helps reading server logs).
+    """A URL of an empty database for one test (`name` labels it, if a new one is made).
 
     With `migrated`, the schema is in place already; without, the database is bare, for
     tests of the migrations themselves. Give it back with `release_database`.

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class ServerProcess:
 
     def kill9(self) -> None:
         """SIGKILL the server and its workers, with no chance to clean up."""
-        _signal_group(self.process.pid, signal.SIGKILL)
+        kill_group(self.process.pid)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -42,7 +43,7 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill9()
         # Workers are in the same group; make sure none outlives the main process.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        kill_group(self.process.pid)
 
     def worker_pids(self) -> list[int]:
         """Child processes of the server's main process (granian's workers)."""
@@ -85,6 +86,21 @@ def start(database: str, *extra: str, log_path: Path) -> ServerProcess:
             time.sleep(0.1)
     server.kill9()
     raise RuntimeError(f"server did not start: {log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def running(database: str, *extra: str, log_path: Path) -> Iterator[ServerProcess]:
+    """A server for the `with` block; stopped at its end, whatever happened in it."""
+    server = start(database, *extra, log_path=log_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL every process of the session `pid` leads (nothing if all have exited)."""
+    _signal_group(pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,7 +39,7 @@ from tests.consistency import (
     registry_state,
     send_call,
 )
-from tests.processes import start
+from tests.processes import kill_group, running
 from warp_registry.store import is_postgres_url, open_store
 
 pytestmark = pytest.mark.server
@@ -143,16 +142,25 @@ async def test_killed_seed_transaction_leaves_all_or_nothing(
             [sys.executable, "-c", _SEED_CHILD, database, "6000", str(ANCHOR_US)],
             cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
-        assert child.stdout is not None
-        assert child.stdout.readline() == b"seeding\n"
-        await asyncio.sleep(random.Random(round_number).uniform(0, 0.2))
+        # Bounded in time even if the child hangs before it says "seeding".
+        watchdog = threading.Timer(60, kill_group, (child.pid,))
+        watchdog.start()
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"seeding\n"
+            await asyncio.sleep(random.Random(round_number).uniform(0, 0.2))
 
-        def kill(process: subprocess.Popen[bytes] = child) -> None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            def kill(process: subprocess.Popen[bytes] = child) -> None:
+                kill_group(process.pid)
+                process.wait(timeout=10)
 
-        killed_mid_way += await _kill_when_writing(database, kill, within_s=5)
-        child.stdout.close()
+            killed_mid_way += await _kill_when_writing(database, kill, within_s=5)
+        finally:
+            watchdog.cancel()
+            kill_group(child.pid)
+            child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
 
         await _assert_whole_or_empty(database, expected_ids, tmp_path / f"r{round_number}.log")
     # The rounds must have tested what they claim at least once.
@@ -185,15 +193,12 @@ async def _assert_whole_or_empty(database: str, expected_ids: set[str], log: Pat
         assert done.returncode == 0, done.stderr
         token = done.stdout.strip()
 
-    server = start(database, log_path=log)
-    try:
+    with running(database, log_path=log) as server:
         async with server.client(token) as client:
             sample = random.Random(1).sample(sorted(expected_ids), 50) if accounts else None
             state = await registry_state(client, account_id, fetch=sample)
             if accounts:
                 assert set(state) == expected_ids
-    finally:
-        server.stop()
 
 
 # --- a server killed during bulk calls ---
@@ -221,24 +226,21 @@ async def test_server_killed_during_bulk_calls_leaves_each_call_whole(
         calls = [Call("revoke" if n % 2 == 0 else "unrevoke", toggled) for n in range(60)]
         calls.insert(rng.randrange(1, 15), Call("delete", deleted))
 
-        server = start(database, log_path=tmp_path / f"round{round_number}.log")
-        async with server.client(seed.token) as client:
-            sender = asyncio.create_task(_send_until_refused(client, seed.account_id, calls))
-            await asyncio.sleep(rng.uniform(0.1, 0.5))
-            killed_mid_way += await _kill_when_writing(database, server.kill9, within_s=2)
-            acknowledged = await sender
+        with running(database, log_path=tmp_path / f"round{round_number}.log") as server:
+            async with server.client(seed.token) as client:
+                sender = asyncio.create_task(_send_until_refused(client, seed.account_id, calls))
+                await asyncio.sleep(rng.uniform(0.1, 0.5))
+                killed_mid_way += await _kill_when_writing(database, server.kill9, within_s=2)
+                acknowledged = await sender
 
         # The calls answered took effect; the one in flight did wholly or not at all.
         done_state = apply_serially(state, calls[:acknowledged])
         next_state = apply_serially(done_state, calls[acknowledged : acknowledged + 1])
-        server = start(database, log_path=tmp_path / f"after{round_number}.log")
-        try:
+        with running(database, log_path=tmp_path / f"after{round_number}.log") as server:
             async with server.client(seed.token) as client:
                 listed = await registry_state(client, seed.account_id, fetch=chosen)
                 gone = [i for i in chosen if i not in listed]
                 await assert_deleted(client, seed.account_id, gone)
-        finally:
-            server.stop()
 
         after = {i: (listed[i]["revoked_at"] is not None if i in listed else None) for i in ids}
         assert after in (done_state, next_state), f"round {round_number}: a call was split"

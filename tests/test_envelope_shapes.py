@@ -38,6 +38,20 @@ QUERY_FOR: dict[str, str] = {
     "revoke-registrations": "id={registration_id}",
     "unrevoke-registrations": "id={registration_id}",
 }
+# Operations that take a JSON body (docs/devices.md); the others are sent none.
+BODY_FOR: dict[str, str] = {
+    "patch-device": '{{"tags": {{"site": "berlin"}}}}',
+    "devices-revoke-devices": '["{registration_id}"]',
+    "devices-unrevoke-devices": '["{registration_id}"]',
+    # Device settings profiles (docs/profiles.md): a profile to create, whole lists to set.
+    "devices-create-device-settings-policy": '{{"name": "Envelope check", "precedence": 999}}',
+    "devices-set-split-tunnel-exclude-list": "[]",
+    "devices-set-split-tunnel-include-list": "[]",
+    "devices-set-local-domain-fallback-list": "[]",
+    "devices-set-policy-exclude-list": "[]",
+    "devices-set-policy-include-list": "[]",
+    "devices-set-policy-local-domain-fallback-list": "[]",
+}
 # Published keys: public (no credentials) and read by JWT libraries as a bare JWKS.
 PUBLIC_DOCUMENTS = {"access-certs"}
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -97,6 +111,13 @@ def _query(operation: Operation, registry: Registry) -> str:
     return template.format(registration_id=registry.fleet.registrations[0].id)
 
 
+def _body(operation: Operation, registry: Registry) -> bytes:
+    template = BODY_FOR.get(operation.name)
+    if template is None:
+        return b""
+    return template.format(registration_id=registry.fleet.registrations[0].id).encode()
+
+
 @pytest.fixture
 async def client(app: RegistryApp) -> AsyncIterator[httpx.AsyncClient]:
     """Absolute paths (the templates carry /client/v4), and no credentials of its own."""
@@ -119,8 +140,9 @@ async def test_happy_call(
 ) -> None:
     path = _concrete(operation.template, registry)
     response = await client.request(
-        operation.method, path, params=_query(operation, registry), headers=_init_token(registry)
-    )
+        operation.method, path, params=_query(operation, registry), headers=_init_token(registry),
+        content=_body(operation, registry),
+    )  # fmt: skip
     body = response.json()
 
     if operation.name in PUBLIC_DOCUMENTS:
@@ -178,8 +200,9 @@ async def _check_credentials(
     headers = {} if authorization is None else {"Authorization": authorization}
     path = _concrete(operation.template, registry)
     response = await client.request(
-        operation.method, path, params=_query(operation, registry), headers=headers
-    )
+        operation.method, path, params=_query(operation, registry), headers=headers,
+        content=_body(operation, registry),
+    )  # fmt: skip
 
     error = assert_error_envelope(response.json())
     if operation in ADMIN and operation.implemented:

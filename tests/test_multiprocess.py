@@ -15,13 +15,13 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
-from tests import pg
 from tests.conftest import cli
 from tests.consistency import (
     Call,
@@ -32,17 +32,9 @@ from tests.consistency import (
     revoked_map,
     send_call,
 )
-from tests.processes import ServerProcess, start
+from tests.processes import ServerProcess, running, start
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A migrated, empty PostgreSQL database (PostgreSQL-only tests)."""
-    url = pg.fresh_database_url(request.node.name)
-    yield url
-    pg.release_database(url)
 
 
 def _init(database: str) -> tuple[str, str]:
@@ -61,6 +53,33 @@ def _wait_for_workers(server: ServerProcess, count: int) -> list[int]:
             return workers
         time.sleep(0.1)
     raise AssertionError(f"expected {count} workers, found {server.worker_pids()}")
+
+
+async def _connected_workers(database: str, workers: list[int]) -> int:
+    """How many of the workers hold the database open (PostgreSQL: connections to it)."""
+    if database.startswith("postgresql"):
+        conn = await asyncpg.connect(database)
+        try:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        return min(int(count), len(workers))
+
+    path = str(Path(database).resolve())
+    return sum(
+        any(str(fd.resolve()) == path for fd in Path(f"/proc/{pid}/fd").iterdir())
+        for pid in workers
+    )
+
+
+async def _wait_for(measure: Callable[[], Awaitable[int]], wanted: int) -> None:
+    deadline = time.monotonic() + 30
+    while (found := await measure()) < wanted:
+        assert time.monotonic() < deadline, f"{found} of {wanted}"
+        await asyncio.sleep(0.1)
 
 
 async def _race(clients: list[httpx.AsyncClient], account_id: str, calls: list[Call]) -> None:
@@ -86,14 +105,11 @@ async def _assert_serialisable(
 
 async def test_workers_serve_one_port(database_url: str, tmp_path: Path) -> None:
     account_id, token = _init(database_url)
-    server = start(database_url, "--workers", "2", log_path=tmp_path / "server.log")
-    try:
+    log = tmp_path / "server.log"
+    with running(database_url, "--workers", "2", log_path=log) as server:
         workers = _wait_for_workers(server, 2)
-        if not database_url.startswith("postgresql"):
-            # Each worker opened the SQLite file itself: two processes, one registry.
-            for pid in workers:
-                opened = {str(p.resolve()) for p in Path(f"/proc/{pid}/fd").iterdir()}
-                assert str(Path(database_url).resolve()) in opened
+        # Each worker opened the database itself: two processes, one registry.
+        await _wait_for(lambda: _connected_workers(database_url, workers), 2)
 
         async with server.client(token) as client:
             before = revoked_map(await registry_state(client, account_id))
@@ -102,17 +118,18 @@ async def test_workers_serve_one_port(database_url: str, tmp_path: Path) -> None
             )
             await _race([client], account_id, calls)
             await _assert_serialisable(before, calls, client, account_id)
-    finally:
-        server.stop()
-    assert "database is locked" not in server.log_path.read_text()
+    assert "database is locked" not in log.read_text()
 
 
 @pytest.mark.postgres
-async def test_two_servers_see_each_others_writes_at_once(pg_url: str, tmp_path: Path) -> None:
-    account_id, token = _init(pg_url)
-    first = start(pg_url, log_path=tmp_path / "first.log")
-    second = start(pg_url, log_path=tmp_path / "second.log")
-    try:
+async def test_two_servers_see_each_others_writes_at_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    account_id, token = _init(postgres_url)
+    with (
+        running(postgres_url, log_path=tmp_path / "first.log") as first,
+        running(postgres_url, log_path=tmp_path / "second.log") as second,
+    ):
         async with first.client(token) as one, second.client(token) as two:
             state = revoked_map(await registry_state(two, account_id))
             batch = sorted(i for i, revoked in state.items() if not revoked)[:10]
@@ -131,19 +148,17 @@ async def test_two_servers_see_each_others_writes_at_once(pg_url: str, tmp_path:
             assert response.status_code == 200, response.text
             await assert_deleted(two, account_id, [batch[0]])
             assert batch[0] not in await registry_state(two, account_id, fetch=[])
-    finally:
-        first.stop()
-        second.stop()
 
 
 @pytest.mark.postgres
 async def test_200_racing_calls_across_two_servers_stay_consistent(
-    pg_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path
 ) -> None:
-    account_id, token = _init(pg_url)
-    first = start(pg_url, log_path=tmp_path / "first.log")
-    second = start(pg_url, log_path=tmp_path / "second.log")
-    try:
+    account_id, token = _init(postgres_url)
+    with (
+        running(postgres_url, log_path=tmp_path / "first.log") as first,
+        running(postgres_url, log_path=tmp_path / "second.log") as second,
+    ):
         async with first.client(token) as one, second.client(token) as two:
             before = revoked_map(await registry_state(one, account_id))
             calls = random_calls(
@@ -157,9 +172,6 @@ async def test_200_racing_calls_across_two_servers_stay_consistent(
             through_two = await registry_state(two, account_id)
             assert through_one == through_two
             assert {i for i, s in final.items() if s is not None} == set(through_two)
-    finally:
-        first.stop()
-        second.stop()
 
 
 async def test_servers_starting_together_migrate_and_initialise_once(

@@ -24,6 +24,7 @@ import threading
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ from tests import pg
 from tests.conftest import Registry, cli
 from tests.consistency import Call, find_serial_order, random_calls
 from tests.expect import assert_error_envelope
-from warp_registry.bootstrap import InitResult, RegistryNotEmpty, initialise
+from warp_registry.bootstrap import InitResult, RegistryNotEmpty, initialise, plan_registry
 from warp_registry.http.app import RegistryApp
 from warp_registry.http.context import AppContext
 from warp_registry.secrets import hash_secret
@@ -89,8 +90,6 @@ async def test_a_write_failing_part_way_leaves_nothing(
     database_url: str, registry: Registry
 ) -> None:
     """A fleet whose last row breaks a constraint: none of its rows may remain."""
-    from warp_registry.bootstrap import plan_registry
-
     fleet, account_id, _ = plan_registry(99, True, registry.anchor_us)
     # A registration id that already exists: the very last insert fails.
     fleet.registrations[-1].id = registry.fleet.registrations[0].id
@@ -186,11 +185,9 @@ async def test_racing_bulk_calls_are_serialisable(database_url: str, registry: R
     assert find_serial_order(before, calls, final) is not None
 
 
-async def test_sqlite_writer_waits_for_another_processs_lock(tmp_path: object) -> None:
+async def test_sqlite_writer_waits_for_another_processs_lock(tmp_path: Path) -> None:
     """A write lock held elsewhere for a while delays a write; it never fails it."""
-    from pathlib import Path
-
-    path = str(Path(str(tmp_path)) / "locked.db")
+    path = str(tmp_path / "locked.db")
     store = await open_store(path)
     try:
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -228,16 +225,9 @@ def test_placeholders_become_numbered_outside_quotes_and_comments() -> None:
     assert to_dollar("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , $1"
 
 
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    url = pg.fresh_database_url(request.node.name)
-    request.addfinalizer(lambda: pg.release_database(url))
-    return url
-
-
 @pytest.mark.postgres
-async def test_dropped_connections_are_replaced_unnoticed(pg_url: str) -> None:
-    store = await open_store(pg_url)
+async def test_dropped_connections_are_replaced_unnoticed(postgres_url: str) -> None:
+    store = await open_store(postgres_url)
     try:
         created = await initialise(store)
         probe = BearerProbe(hash_secret(created.api_token))
@@ -248,11 +238,11 @@ async def test_dropped_connections_are_replaced_unnoticed(pg_url: str) -> None:
             store.find_registration(created.account_id, registration_id) for _ in range(8)
         ))  # fmt: skip
 
-        assert pg.drop_connections(pg_url) >= 2
+        assert pg.drop_connections(postgres_url) >= 2
         found = await store.find_registration(created.account_id, registration_id)
         assert found is not None and found.revoked_at is None
 
-        assert pg.drop_connections(pg_url) >= 1
+        assert pg.drop_connections(postgres_url) >= 1
         _, changed = await store.revoke_registrations(probe, created.account_id,
                                                       [registration_id])  # fmt: skip
         assert changed == 1
@@ -263,8 +253,8 @@ async def test_dropped_connections_are_replaced_unnoticed(pg_url: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_lost_database_is_a_503_envelope(pg_url: str) -> None:
-    store = await open_store(pg_url)
+async def test_lost_database_is_a_503_envelope(postgres_url: str) -> None:
+    store = await open_store(postgres_url)
     created = await initialise(store)
     app = RegistryApp(AppContext(store=store))
     path = (
@@ -278,7 +268,7 @@ async def test_lost_database_is_a_503_envelope(pg_url: str) -> None:
     ) as client:
         assert (await client.get(path)).status_code == 200
 
-        await asyncio.to_thread(pg.drop_database, pg_url)  # closes our connections too
+        await asyncio.to_thread(pg.drop_database, postgres_url)  # closes our connections too
         for _ in range(2):  # the broken pooled connection, then a refused reconnect
             response = await client.get(path)
             assert response.status_code == 503
@@ -291,8 +281,8 @@ async def test_lost_database_is_a_503_envelope(pg_url: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_opening_a_missing_database_is_store_unavailable(pg_url: str) -> None:
-    missing = pg_url.rsplit("/", 1)[0] + "/no_such_database_here"
+async def test_opening_a_missing_database_is_store_unavailable(postgres_url: str) -> None:
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database_here"
     with pytest.raises(StoreUnavailable, match="no_such_database_here"):
         await open_store(missing)
 

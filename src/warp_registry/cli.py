@@ -480,6 +480,31 @@ def service_token_create(database: str, account: str | None, name: str) -> None:
     click.echo(f"CF-Access-Client-Secret: {secret}")
 
 
+@main.group()
+def account() -> None:
+    """Change account settings."""
+
+
+@account.command("set")
+@database_option
+@_account_option
+@click.option("--multi-user", "multi_user", required=True, type=click.Choice(["on", "off"]),
+              envvar=_env("MULTI_USER"), show_envvar=True,
+              help="Multi-user mode; when on, the v1 /devices endpoints answer 400.")  # fmt: skip
+def account_set(database: str, account: str | None, multi_user: str) -> None:
+    """Switch an account's multi-user mode on or off (docs/devices.md)."""
+
+    async def work(store: SqlStore) -> str | None:
+        account_id = await _pick_account(store, account)
+        found = await store.devices.set_multi_user(account_id, multi_user == "on")
+        return account_id if found else None
+
+    account_id = _with_store(database, work)
+    if account_id is None:
+        raise click.ClickException(f"no such account: {account}")
+    click.echo(f"account {account_id}: multi-user mode {multi_user}")
+
+
 @main.command()
 @click.option("--server", required=True, envvar=_env("SERVER"), show_envvar=True,
               help="Root URL of a running warp-registry, e.g. http://127.0.0.1:8787.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from warp_registry.domain.profiles import Candidate, choose_profile, facts_for
 from warp_registry.domain.records import (
     DeviceRecord,
     FleetRecords,
@@ -47,12 +48,40 @@ _PLATFORMS = [
 ]
 
 DEFAULT_PROFILE_NAME = "Default"
+_SITES = ["berlin", "lisbon", "austin"]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoProfile:
+    """A custom profile of the demo account; registrations get it by its match expression."""
+
+    name: str
+    match: str
+    precedence: int
+    audience: str  # for the description
+    enabled: bool = True
+
+
+# The demo's first profiles: their ids come from the fleet's random stream, before users.
 CUSTOM_PROFILES = [
-    # name, match, precedence, which users it takes
-    ("Engineering", 'any(identity.groups.name[*] in {"engineering"})', 10, "engineering"),
-    ("Contractors", 'identity.email matches ".*@contractors\\.example\\.com"', 20, "contractors"),
-    ("Linux workstations", 'os.name == "linux"', 30, "linux"),
-]
+    DemoProfile("Engineering", 'any(identity.groups.name[*] in {"engineering"})', 10,
+                "engineering"),
+    DemoProfile("Contractors", 'identity.email matches ".*@contractors\\.example\\.com"', 20,
+                "contractors"),
+    DemoProfile("Linux workstations", 'os.name == "linux"', 30, "linux"),
+]  # fmt: skip
+# Added with match-based assignment. Their ids come from a stream of their own, so that
+# every other record of a seed's fleet stays what it was before they existed.
+MORE_PROFILES = [
+    DemoProfile("Service tokens", 'identity.service_token_uuid matches "^[0-9a-f-]{36}$"', 5,
+                "headless devices enrolled with a service token"),
+    DemoProfile("Finance laptops", 'any(identity.groups.id[*] == "group-finance") and '
+                'os.name in {"windows" "mac"}', 15, "finance on Windows and macOS"),
+    DemoProfile("iPhones on iOS 18", 'os.name == "ios" and os.version matches "^18\\."', 40,
+                "iPhones"),
+    DemoProfile("Support (paused)", 'any(identity.groups.name[*] == "support") or '
+                'identity.email contains "+support@"', 50, "support", enabled=False),
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +104,8 @@ def build_demo_fleet(
     """Build the fleet for `seed`, with times relative to `anchor_us` (normally now)."""
     rng = random.Random(seed)
     fleet = FleetRecords()
-    profiles = _profiles(rng, account_id, anchor_us)
+    profiles = _profiles(rng, account_id, anchor_us, CUSTOM_PROFILES)
+    profiles += _profiles(random.Random(f"profiles:{seed}"), account_id, anchor_us, MORE_PROFILES)
     fleet.profiles.extend(profiles)
     users = _users(rng, account_id, anchor_us, size.users)
     fleet.users.extend(users)
@@ -104,14 +134,15 @@ def build_demo_fleet(
         # Outside multi-user mode a registration's id equals its device's id.
         reg_id = device.id if device.id not in first_on_device else _uuid(rng)
         first_on_device.add(device.id)
-        profile = _assign(profiles, default_profile_id, user, device)
         fleet.registrations.append(
-            _registration(rng, reg_id, device, user, profile, anchor_us, allocator)
+            _registration(rng, reg_id, device, user, default_profile_id, anchor_us, allocator)
         )
 
     _mark_revoked(rng, fleet.registrations, size.revoked, anchor_us)
     _mark_browser_extensions(rng, fleet.registrations, size.browser_extensions)
+    _assign_profiles(fleet, default_profile_id)
     _touch_devices(fleet)
+    _tag_devices(fleet.devices)
     return fleet
 
 
@@ -119,20 +150,23 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _profiles(rng: random.Random, account_id: str, now: int) -> list[ProfileRecord]:
+def _profiles(
+    rng: random.Random, account_id: str, now: int, demo_profiles: list[DemoProfile]
+) -> list[ProfileRecord]:
     return [
         ProfileRecord(
             id=_uuid(rng),
             account_id=account_id,
             is_default=False,
-            name=name,
-            match=match,
-            precedence=precedence,
+            name=profile.name,
+            match=profile.match,
+            precedence=profile.precedence,
             created_at=now - 200 * DAY_US,
             updated_at=now - 100 * DAY_US,
-            description=f"Demo profile for {audience}",
+            description=f"Demo profile for {profile.audience}",
+            enabled=profile.enabled,
         )
-        for name, match, precedence, audience in CUSTOM_PROFILES
+        for profile in demo_profiles
     ]
 
 
@@ -182,21 +216,33 @@ def _device(
     )
 
 
-def _assign(
-    profiles: list[ProfileRecord], default_id: str, user: UserRecord | None, device: DeviceRecord
-) -> tuple[str, str, bool]:
-    """The profile a registration gets: first matching custom profile, else the default."""
-    groups = [g["name"] for g in json.loads(user.groups_json)] if user else []
-    email = user.email if user and user.email else ""
-    facts = {
-        "engineering": "engineering" in groups,
-        "contractors": email.endswith("@contractors.example.com"),
-        "linux": device.device_type == "linux",
-    }
-    for profile, (_, _, _, audience) in zip(profiles, CUSTOM_PROFILES, strict=True):
-        if facts[audience]:
-            return profile.id, profile.name or "", False
-    return default_id, DEFAULT_PROFILE_NAME, True
+def _assign_profiles(fleet: FleetRecords, default_id: str) -> None:
+    """Each registration gets the profile the server would assign at a check-in.
+
+    The same rule and evaluator as the store (domain/profiles.py `choose_profile`): the
+    first enabled custom profile of the registration's type, by precedence, whose match
+    holds for its user and device; else the default profile.
+    """
+    users = {user.id: user for user in fleet.users}
+    devices = {device.id: device for device in fleet.devices}
+    default = Candidate(default_id, DEFAULT_PROFILE_NAME, None, None, True)
+    for reg in fleet.registrations:
+        candidates = [default] + [
+            Candidate(p.id, p.name or "", p.match, p.precedence, False)
+            for p in fleet.profiles
+            if p.enabled and p.profile_type == reg.registration_type
+        ]
+        user = users.get(reg.user_id or "")
+        device = devices[reg.device_id]
+        facts = facts_for(
+            user.email if user else None,
+            user.groups_json if user else None,
+            reg.service_token_id,
+            device.device_type,
+            device.os_version,
+        )
+        chosen = choose_profile(candidates, facts) or default
+        reg.policy_id, reg.policy_name = chosen.id, chosen.name
 
 
 class _Allocator:
@@ -219,7 +265,7 @@ def _registration(
     reg_id: str,
     device: DeviceRecord,
     user: UserRecord | None,
-    profile: tuple[str, str, bool],
+    profile_id: str,
     now: int,
     allocator: _Allocator,
 ) -> RegistrationRecord:
@@ -236,8 +282,8 @@ def _registration(
         user_id=user.id if user else None,
         user_email=(user.email or "") if user else "",
         user_name=user.name if user else "",
-        policy_id=profile[0],
-        policy_name=profile[1],
+        policy_id=profile_id,  # the default profile until `_assign_profiles` runs
+        policy_name=DEFAULT_PROFILE_NAME,
         policy_assigned_at=created,
         key=key,
         key_type="secp256r1" if masque else "curve25519",
@@ -290,3 +336,16 @@ def _touch_devices(fleet: FleetRecords) -> None:
             device.last_seen_at = seen.last_seen_at
             device.last_seen_user_id = seen.user_id
             device.last_seen_registration_id = seen.id
+
+
+def _tag_devices(devices: list[DeviceRecord]) -> None:
+    """Tags from each device's place in the list (no random draw, so the rest of the
+    fleet stays what it was): most devices have an `os` and a `site`, every fifth also
+    `compliance: pci`, and every fourth has none at all."""
+    for index, device in enumerate(devices):
+        if index % 4 == 3:
+            continue
+        tags = {"os": device.device_type or "unknown", "site": _SITES[index % len(_SITES)]}
+        if index % 5 == 0:
+            tags["compliance"] = "pci"
+        device.tags_json = json.dumps(tags, separators=(",", ":"))

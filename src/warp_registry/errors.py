@@ -168,6 +168,12 @@ UUID_CHAIN = 11003
 CURSOR_CHAIN = 11004
 ID_LIST_CHAIN = 11005
 SEARCH_CHAIN = 11006  # `search` longer than the registrations list accepts
+# Physical devices and the legacy v1 devices endpoints (docs/devices.md).
+PAGE_CHAIN = 11020  # `page` of a page-based list not an integer in range
+TAG_CHAIN = 11021  # `tag` filter not `key:value`, or more than 10 of them
+BODY_FIELD_CHAIN = 11022  # a JSON body field has the wrong type, size or name (under 2003)
+# Device settings profiles (docs/profiles.md).
+MATCH_CHAIN = 11030  # a profile's `match` does not parse (under 2003); names the position
 
 
 # --- missing objects (our choice: Cloudflare publishes no code for these) ---
@@ -189,6 +195,41 @@ class ProfileNotFound(ApiError):
     status = 404
     code = 1102
     message = "Device settings profile not found"
+
+
+class DefaultProfileNotDeletable(ApiError):
+    """Our choice: the default profile is not deleted, only edited (docs/profiles.md)."""
+
+    status = 400
+    code = 1103
+    message = "The default device settings profile cannot be deleted"
+
+
+class PrecedenceInUse(ApiError):
+    """Our choice: two custom profiles of an account never share a precedence.
+
+    400 rather than 409: the official SDKs retry a 409, and this conflict does not go
+    away by itself.
+    """
+
+    status = 400
+    code = 1104
+    message = "Another device settings profile of the account has this precedence"
+
+
+class LegacyEndpointUnsupported(ApiError):
+    """A deprecated v1 `/devices` endpoint called on an account in multi-user mode.
+
+    Cloudflare documents these endpoints as "not supported when multi-user mode is
+    enabled" without publishing the answer; status and code are our choice.
+    """
+
+    status = 400
+    code = 1110
+    message = (
+        "Not supported when multi-user mode is enabled for the account; use "
+        "/devices/physical-devices and /devices/registrations instead"
+    )
 
 
 # --- server side ---

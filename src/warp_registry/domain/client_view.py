@@ -9,12 +9,12 @@ ones (our choice, docs/enrollment.md), so the configuration looks like a real on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from warp_registry.clock import format_optional, format_rfc3339
 from warp_registry.domain.enrollment import TUNNEL_MASQUE, client_id
+from warp_registry.domain.profiles import client_settings
 
 WIREGUARD_ENDPOINT: dict[str, Any] = {
     "v4": "162.159.192.1:0",
@@ -133,11 +133,7 @@ def _config(reg: ClientRegistration) -> dict[str, Any]:
 
 def profile_settings(reg: ClientRegistration) -> dict[str, Any]:
     """The assigned profile's settings over the defaults, with the profile's id."""
-    try:
-        stored = json.loads(reg.profile_settings_json or "{}")
-    except ValueError:
-        stored = {}
-    settings = {**DEFAULT_PROFILE_SETTINGS, **(stored if isinstance(stored, dict) else {})}
+    settings = {**DEFAULT_PROFILE_SETTINGS, **client_settings(reg.profile_settings_json)}
     settings["policy_id"] = reg.profile_id
     settings["default"] = reg.profile_is_default
     settings["organization"] = reg.account_name

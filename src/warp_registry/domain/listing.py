@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from warp_registry import ids
 from warp_registry.clock import parse_rfc3339
@@ -34,6 +34,14 @@ from warp_registry.errors import (
 )
 
 Query = Mapping[str, Sequence[str]]
+T = TypeVar("T")
+
+
+class Fingerprinted(Protocol):
+    """Filters that a cursor is bound to (registrations' `Filters`, devices' own)."""
+
+    def fingerprint(self) -> str: ...
+
 
 # sort_by value -> the Registration attribute it orders by. Every key is NOT NULL in the
 # store (a missing user's email and name are ''), so no NULL ordering rules are needed.
@@ -113,10 +121,10 @@ class ListQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[T]):
     """One page of a list: its rows and the cursor of the next page ("" on the last)."""
 
-    items: list[Registration]
+    items: list[T]
     cursor: str
     per_page: int
 
@@ -268,10 +276,10 @@ def _search(query: Query) -> str | None:
     return raw.translate(_ASCII_LOWER)
 
 
-def _per_page(query: Query) -> int:
+def _per_page(query: Query, default: int = DEFAULT_PER_PAGE) -> int:
     raw = _last(query, "per_page")
     if raw is None:
-        return DEFAULT_PER_PAGE
+        return default
     if _PER_PAGE.fullmatch(raw) is None or not 1 <= int(raw) <= MAX_PER_PAGE:
         # The wording Cloudflare's v4 API uses for this error.
         raise InvalidParameters(
@@ -295,17 +303,33 @@ def encode_cursor(query: ListQuery, last: Registration) -> str:
     It holds the sort, the filters' fingerprint and the keyset position, so a page costs
     the same at any depth and a cursor replayed with other parameters is refused.
     """
-    order = "desc" if query.descending else "asc"
-    payload = [
-        _CURSOR_VERSION, query.sort_by, order, query.filters.fingerprint(),
+    return make_cursor(
+        query.sort_by, query.descending, query.filters.fingerprint(),
         sort_value(last, query.sort_by), last.id,
-    ]  # fmt: skip
+    )  # fmt: skip
+
+
+def make_cursor(
+    sort_by: str, descending: bool, fingerprint: str, value: int | str, last_id: str
+) -> str:
+    """The cursor of any keyset list: url-safe base64 of a small JSON list, no padding."""
+    order = "desc" if descending else "asc"
+    payload = [_CURSOR_VERSION, sort_by, order, fingerprint, value, last_id]
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(raw: str, sort_by: str, descending: bool, filters: Filters) -> Position:
-    """The position a cursor points after; refuses cursors made for another request."""
+def decode_cursor(
+    raw: str,
+    sort_by: str,
+    descending: bool,
+    filters: Fingerprinted,
+    int_sorts: frozenset[str] = TIMESTAMP_SORTS,
+) -> Position:
+    """The position a cursor points after; refuses cursors made for another request.
+
+    `int_sorts` names the sort keys whose values are integers (the others are text).
+    """
     payload = _cursor_payload(raw)
     _, cursor_sort, cursor_order, fingerprint, value, last_id = payload
 
@@ -324,7 +348,7 @@ def decode_cursor(raw: str, sort_by: str, descending: bool, filters: Filters) ->
 
     if not isinstance(last_id, str) or not ids.is_uuid(last_id):
         raise _malformed_cursor()
-    if not _value_fits(value, sort_by):
+    if not _value_fits(value, sort_by in int_sorts):
         raise _malformed_cursor()
     return Position(value, last_id.lower())
 
@@ -343,8 +367,8 @@ def _cursor_payload(raw: str) -> list[Any]:
     return payload
 
 
-def _value_fits(value: object, sort_by: str) -> bool:
-    if sort_by in TIMESTAMP_SORTS:
+def _value_fits(value: object, integer: bool) -> bool:
+    if integer:
         # bool is an int subclass; out-of-range ints would overflow a BIGINT parameter.
         return type(value) is int and value in _BIGINT_RANGE
     return isinstance(value, str)
@@ -360,7 +384,7 @@ def _malformed_cursor() -> InvalidParameters:
 # --- pages ---
 
 
-def paginate(query: ListQuery, rows: list[Registration]) -> Page:
+def paginate(query: ListQuery, rows: list[Registration]) -> Page[Registration]:
     """Cut the store's rows (up to per_page + 1 of them) into a page and its next cursor.
 
     The store fetches one row more than the page holds: if it exists there is a next page,
@@ -370,3 +394,26 @@ def paginate(query: ListQuery, rows: list[Registration]) -> Page:
     has_more = len(rows) > query.per_page
     cursor = encode_cursor(query, items[-1]) if has_more else ""
     return Page(items, cursor, query.per_page)
+
+
+# --- shared with the other cursor lists (domain/devices.py) ---
+#
+# One set of parameter readers, so that every list of the API accepts the same spellings
+# (repeated keys and `name[]`, last value wins) and refuses bad values with the same
+# messages and chain codes.
+
+values = _values
+last = _last
+enum = _enum
+optional_enum = _optional_enum
+check_uuid = _check_uuid
+optional_uuid = _optional_uuid
+uuid_set = _uuid_set
+timestamp = _timestamp
+search_text = _search
+per_page = _per_page
+
+
+def ascii_lower(text: str) -> str:
+    """`text` with A-Z lowered and nothing else, as both engines' `lower()` fold here."""
+    return text.translate(_ASCII_LOWER)

@@ -10,6 +10,12 @@ from __future__ import annotations
 from warp_registry.errors import NotImplementedEndpoint
 from warp_registry.http.context import AppContext
 from warp_registry.http.handlers.client import ClientHandlers
+from warp_registry.http.handlers.devices import (
+    LegacyDeviceHandlers,
+    PhysicalDeviceHandlers,
+    deprecated,
+)
+from warp_registry.http.handlers.profiles import ProfileHandlers
 from warp_registry.http.handlers.registrations import RegistrationHandlers
 from warp_registry.http.request import Request, Response
 from warp_registry.http.routing import Handler, Router
@@ -20,43 +26,6 @@ ACCOUNT = PREFIX + "/accounts/{account_id:account}"
 # Cloudflare endpoints of the devices family that warp-registry does not serve (yet):
 # (method, path under the account, operation name).
 NOT_IMPLEMENTED: list[tuple[str, str, str]] = [
-    ("GET", "/devices/physical-devices", "list-devices"),
-    ("GET", "/devices/physical-devices/{device_id:uuid}", "get-device"),
-    ("PATCH", "/devices/physical-devices/{device_id:uuid}", "patch-device"),
-    ("DELETE", "/devices/physical-devices/{device_id:uuid}", "delete-device"),
-    ("POST", "/devices/physical-devices/{device_id:uuid}/revoke", "revoke-device"),
-    ("GET", "/devices", "devices-list-devices"),
-    ("GET", "/devices/{device_id:uuid}", "devices-device-details"),
-    ("GET", "/devices/{device_id:uuid}/override_codes", "devices-list-admin-override-code"),
-    ("POST", "/devices/revoke", "devices-revoke-devices"),
-    ("POST", "/devices/unrevoke", "devices-unrevoke-devices"),
-    ("GET", "/devices/policy", "devices-get-default-device-settings-policy"),
-    ("PATCH", "/devices/policy", "devices-update-default-device-settings-policy"),
-    ("POST", "/devices/policy", "devices-create-device-settings-policy"),
-    ("GET", "/devices/policies", "devices-list-device-settings-policies"),
-    ("GET", "/devices/policy/{policy_id:uuid}", "devices-get-device-settings-policy-by-id"),
-    ("PATCH", "/devices/policy/{policy_id:uuid}", "devices-update-device-settings-policy"),
-    ("DELETE", "/devices/policy/{policy_id:uuid}", "devices-delete-device-settings-policy"),
-    ("GET", "/devices/policy/exclude", "devices-get-split-tunnel-exclude-list"),
-    ("PUT", "/devices/policy/exclude", "devices-set-split-tunnel-exclude-list"),
-    ("GET", "/devices/policy/include", "devices-get-split-tunnel-include-list"),
-    ("PUT", "/devices/policy/include", "devices-set-split-tunnel-include-list"),
-    ("GET", "/devices/policy/fallback_domains", "devices-get-local-domain-fallback-list"),
-    ("PUT", "/devices/policy/fallback_domains", "devices-set-local-domain-fallback-list"),
-    ("GET", "/devices/policy/{policy_id:uuid}/exclude", "devices-get-policy-exclude-list"),
-    ("PUT", "/devices/policy/{policy_id:uuid}/exclude", "devices-set-policy-exclude-list"),
-    ("GET", "/devices/policy/{policy_id:uuid}/include", "devices-get-policy-include-list"),
-    ("PUT", "/devices/policy/{policy_id:uuid}/include", "devices-set-policy-include-list"),
-    (
-        "GET",
-        "/devices/policy/{policy_id:uuid}/fallback_domains",
-        "devices-get-policy-local-domain-fallback-list",
-    ),
-    (
-        "PUT",
-        "/devices/policy/{policy_id:uuid}/fallback_domains",
-        "devices-set-policy-local-domain-fallback-list",
-    ),
     ("GET", "/devices/settings", "zero-trust-accounts-get-device-settings"),
     ("PUT", "/devices/settings", "zero-trust-accounts-update-device-settings"),
     ("PATCH", "/devices/settings", "zero-trust-accounts-patch-device-settings"),
@@ -78,6 +47,36 @@ NOT_IMPLEMENTED: list[tuple[str, str, str]] = [
 ]
 
 
+def profile_routes(profiles: ProfileHandlers) -> list[tuple[str, str, str, Handler]]:
+    """Device settings profiles: the default one, custom ones, and their three lists."""
+    one = "/devices/policy/{policy_id:uuid}"
+    routes: list[tuple[str, str, str, Handler]] = [
+        ("GET", "/devices/policy", "devices-get-default-device-settings-policy",
+         profiles.get_default),
+        ("PATCH", "/devices/policy", "devices-update-default-device-settings-policy",
+         profiles.edit_default),
+        ("POST", "/devices/policy", "devices-create-device-settings-policy", profiles.create),
+        ("GET", "/devices/policies", "devices-list-device-settings-policies", profiles.list),
+        ("GET", one, "devices-get-device-settings-policy-by-id", profiles.get),
+        ("PATCH", one, "devices-update-device-settings-policy", profiles.edit),
+        ("DELETE", one, "devices-delete-device-settings-policy", profiles.delete),
+    ]  # fmt: skip
+    # (list, operation name at the default profile, operation name at a custom profile)
+    lists = [
+        ("exclude", "split-tunnel-exclude-list", "policy-exclude-list"),
+        ("include", "split-tunnel-include-list", "policy-include-list"),
+        ("fallback_domains", "local-domain-fallback-list", "policy-local-domain-fallback-list"),
+    ]
+    for field, default_name, custom_name in lists:
+        for method, verb, handler_of in (("GET", "get", profiles.list_reader),
+                                         ("PUT", "set", profiles.list_writer)):  # fmt: skip
+            routes.append((method, f"/devices/policy/{field}", f"devices-{verb}-{default_name}",
+                           handler_of(field, default=True)))  # fmt: skip
+            routes.append((method, f"{one}/{field}", f"devices-{verb}-{custom_name}",
+                           handler_of(field, default=False)))  # fmt: skip
+    return routes
+
+
 def _not_implemented(operation: str) -> Handler:
     async def handler(request: Request) -> Response:
         raise NotImplementedEndpoint(operation)
@@ -88,6 +87,8 @@ def _not_implemented(operation: str) -> Handler:
 def build_router(context: AppContext) -> Router:
     router = Router()
     registrations = RegistrationHandlers(context)
+    devices = PhysicalDeviceHandlers(context)
+    legacy = LegacyDeviceHandlers(context)
 
     implemented: list[tuple[str, str, str, Handler]] = [
         (
@@ -122,6 +123,29 @@ def build_router(context: AppContext) -> Router:
             "get-registration-override-codes",
             registrations.override_codes,
         ),
+        ("GET", "/devices/physical-devices", "list-devices", devices.list),
+        ("GET", "/devices/physical-devices/{device_id:uuid}", "get-device", devices.get),
+        ("PATCH", "/devices/physical-devices/{device_id:uuid}", "patch-device", devices.patch),
+        ("DELETE", "/devices/physical-devices/{device_id:uuid}", "delete-device", devices.delete),
+        (
+            "POST",
+            "/devices/physical-devices/{device_id:uuid}/revoke",
+            "revoke-device",
+            devices.revoke,
+        ),
+        # The deprecated v1 endpoints (docs/devices.md): a registration id is their device id.
+        ("GET", "/devices", "devices-list-devices", deprecated(legacy.list)),
+        ("GET", "/devices/{device_id:uuid}", "devices-device-details", deprecated(legacy.get)),
+        (
+            "GET",
+            "/devices/{device_id:uuid}/override_codes",
+            "devices-list-admin-override-code",
+            deprecated(legacy.override_codes),
+        ),
+        ("POST", "/devices/revoke", "devices-revoke-devices", deprecated(legacy.revoke)),
+        ("POST", "/devices/unrevoke", "devices-unrevoke-devices", deprecated(legacy.unrevoke)),
+        # Device settings profiles (docs/profiles.md).
+        *profile_routes(ProfileHandlers(context)),
     ]
     for method, path, name, handler in implemented:
         router.add(method, ACCOUNT + path, name, handler)

@@ -48,6 +48,8 @@ from warp_registry.errors import (
 )
 from warp_registry.ids import new_uuid
 from warp_registry.store.database import Database, Transaction
+from warp_registry.store.devices import refresh_devices
+from warp_registry.store.profiles import assign_profile
 
 T = TypeVar("T")
 
@@ -212,7 +214,10 @@ class EnrollmentStore:
 
         async def work(tx: Transaction) -> ClientRegistration:
             found = await _authenticate(tx, registration_id, token_hash)
-            await _mark_seen(tx, found, now_us())
+            now = now_us()
+            await _mark_seen(tx, found, now)
+            # A check-in is when admin changes to profiles reach the registration.
+            await assign_profile(tx, registration_id, now)
             return await _view(tx, registration_id)
 
         return await self.db.write(work)
@@ -227,6 +232,7 @@ class EnrollmentStore:
             now = now_us()
             await _mark_seen(tx, found, now)
             await _apply_update(tx, found, update, now)
+            await assign_profile(tx, registration_id, now)
             return await _view(tx, registration_id)
 
         return await self.db.write(work)
@@ -243,6 +249,7 @@ class EnrollmentStore:
                 "last_seen_registration_id = NULL WHERE id = ?",
                 (now_us(), found.user_id, found.device_id),
             )
+            await refresh_devices(tx, [found.device_id])  # one active registration fewer
 
         await self.db.write(work)
 
@@ -282,6 +289,9 @@ async def _mark_device_seen(tx: Transaction, caller: _Caller, now: int) -> None:
         "last_seen_registration_id = ? WHERE id = ?",
         (now, caller.user_id, caller.id, caller.device_id),
     )
+    # The list's sort keys follow the last-seen facts; at enrollment (the last step of
+    # `_enroll`'s writes to the device) the active-registration count changes too.
+    await refresh_devices(tx, [caller.device_id])
 
 
 async def _apply_update(
@@ -387,6 +397,7 @@ async def _enroll(
     )
     await _mark_device_seen(tx, _Caller(reg_id, device_id, user_id, body.key), now)
     await _ensure_peer_key(tx, reg_id, body.key.tunnel_type if body.key else TUNNEL_WIREGUARD)
+    await assign_profile(tx, reg_id, now)  # the default profile, unless a custom one matches
     return await _view(tx, reg_id)
 
 

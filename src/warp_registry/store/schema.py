@@ -175,6 +175,49 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX devices_install ON devices (account_id, install_id)",
     ],
+    # 3: physical devices (store/devices.py, docs/devices.md). The list sorts on keys
+    # that may be unknown (client version, last seen time and user); keysets need NOT
+    # NULL columns for an index range on both engines, so each device carries its sort
+    # keys and its count of active registrations, kept by `refresh_devices` in the
+    # transaction of every write to the device or its registrations.
+    [
+        "ALTER TABLE devices ADD COLUMN active_registrations INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE devices ADD COLUMN sort_client_version TEXT{C} NOT NULL DEFAULT ''",
+        "ALTER TABLE devices ADD COLUMN sort_last_seen_at BIGINT NOT NULL DEFAULT -1",
+        "ALTER TABLE devices ADD COLUMN sort_last_seen_email TEXT{C} NOT NULL DEFAULT ''",
+        """UPDATE devices SET
+            active_registrations = (SELECT COUNT(*) FROM registrations r
+                WHERE r.device_id = devices.id AND r.revoked_at IS NULL),
+            sort_client_version = COALESCE(client_version, ''),
+            sort_last_seen_at = COALESCE(last_seen_at, -1),
+            sort_last_seen_email = COALESCE((SELECT lower(u.email) FROM users u
+                WHERE u.id = devices.last_seen_user_id), '')""",
+        # One index per sort key, each ending in id (devices_account_created exists).
+        "CREATE INDEX devices_account_id ON devices (account_id, id)",
+        "CREATE INDEX devices_account_name ON devices (account_id, name, id)",
+        """CREATE INDEX devices_account_version
+            ON devices (account_id, sort_client_version, id)""",
+        """CREATE INDEX devices_account_email
+            ON devices (account_id, sort_last_seen_email, id)""",
+        "CREATE INDEX devices_account_seen ON devices (account_id, sort_last_seen_at, id)",
+        """CREATE INDEX devices_account_active
+            ON devices (account_id, active_registrations, id)""",
+        # Tags as rows, for the `tag=key:value` filter on both engines; `devices.tags`
+        # keeps the JSON object the API shows. No tags existed before this version.
+        """CREATE TABLE device_tags (
+            device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (device_id, key)
+        )""",
+    ],
+    # 4: device settings profiles (store/profiles.py, docs/profiles.md). Two custom
+    # profiles of an account never share a precedence, so the order in which profiles
+    # are tried is always defined; the index has the last word when two writers race.
+    [
+        """CREATE UNIQUE INDEX device_profiles_precedence
+            ON device_profiles (account_id, precedence) WHERE is_default = 0""",
+    ],
 ]
 
 

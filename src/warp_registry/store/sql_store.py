@@ -17,7 +17,9 @@ from warp_registry.domain.listing import Filters, ListQuery
 from warp_registry.domain.models import Access, ApiToken, PolicySummary, Registration
 from warp_registry.domain.records import FleetRecords
 from warp_registry.store.database import Database, Row, Transaction
+from warp_registry.store.devices import DeviceStore, after_fleet_insert, refresh_devices
 from warp_registry.store.enrollment import EnrollmentStore
+from warp_registry.store.profiles import ProfileStore
 from warp_registry.store.schema import LATEST_VERSION, MIGRATIONS, render
 
 # The columns `_registration` reads, in order. `p` may be absent (deleted profile).
@@ -130,6 +132,8 @@ class SqlStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.enrollment = EnrollmentStore(db)  # the WARP client API's SQL
+        self.devices = DeviceStore(db)  # physical devices and the legacy v1 view
+        self.profiles = ProfileStore(db)  # device settings profiles and their assignment
 
     # --- lifecycle ---
 
@@ -406,7 +410,9 @@ class SqlStore:
         """Check that the credential may write, then run one statement in one transaction.
 
         `statement(now)` gives the SQL and its parameters; it is called inside the
-        transaction, so a retried write uses a fresh timestamp.
+        transaction, so a retried write uses a fresh timestamp. The devices of the rows
+        it changed get their active-registration counts refreshed in the same transaction
+        (store/devices.py); `RETURNING` names them without a statement of its own.
         """
         access = await self.access(probe, account_id)
         if not (access.account_ok and access.can_write):
@@ -414,7 +420,9 @@ class SqlStore:
 
         async def run(tx: Transaction) -> int:
             sql, params = statement(now_us())
-            return await tx.execute(sql, params)
+            changed = await tx.fetch_all(sql + " RETURNING device_id", params)
+            await refresh_devices(tx, [row[0] for row in changed])
+            return len(changed)
 
         return access, await self.db.write(run)
 
@@ -477,6 +485,7 @@ async def _insert_fleet(tx: Transaction, fleet: FleetRecords) -> None:
             "INSERT INTO api_token_accounts (token_id, account_id) VALUES (?, ?)",
             [(token.id, account_id) for account_id in token.account_ids],
         )
+    await after_fleet_insert(tx, fleet)  # device tags, counts and sort keys
 
 
 def _flags(values: tuple[Any, ...]) -> tuple[Any, ...]:
