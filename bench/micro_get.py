@@ -21,7 +21,6 @@ import json
 import logging
 import logging.config
 import random
-import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -115,7 +114,6 @@ async def measure(n: int) -> list[tuple[str, float]]:
             lambda: {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}, n
         ),
     )
-    add("request id: secrets.token_hex(8)", best_us(lambda: secrets.token_hex(8), n))
     add("Router.resolve", best_us(lambda: app.router.resolve("GET", paths.next()), n))
     add("Request + query_one + parse_include", best_us(
         lambda: parse_include(

@@ -59,8 +59,8 @@ async def _check_in(warp: WarpTestClient, reg: Registered) -> str:
 
 async def _filtered(api: httpx.AsyncClient, registry: Registry, policy_id: str) -> set[str]:
     """Ids of the registrations the list's `policy.id` filter selects."""
-    response = await api.get(f"{_base(registry)}/registrations",
-                             params={"policy.id": policy_id, "status": "all", "per_page": 1000})  # fmt: skip
+    params = {"policy.id": policy_id, "status": "all", "per_page": 1000}
+    response = await api.get(f"{_base(registry)}/registrations", params=params)
     assert response.status_code == 200, response.text
     return {item["id"] for item in response.json()["result"]}
 
@@ -159,9 +159,7 @@ async def test_a_deleted_profile_shows_deleted_until_the_check_in(
 
     assert await _check_in(warp, reg) == _default_id(registry)
     after = await _policy(api, registry, reg)
-    assert (after["id"], after["deleted"], after["default"]) == (
-        _default_id(registry), False, True
-    )
+    assert (after["id"], after["deleted"], after["default"]) == (_default_id(registry), False, True)
     assert after["updated_at"] > before["updated_at"]
     assert reg.id not in await _filtered(api, registry, qa)
     assert reg.id in await _filtered(api, registry, _default_id(registry))
@@ -198,9 +196,9 @@ async def test_service_tokens_and_profile_types(
     kiosks = await _create(api, registry, name="Kiosks", precedence=1,
                            match=f'identity.service_token_uuid == "{token.id}"')  # fmt: skip
     # A browser-extension profile matching everything never applies to a WARP client.
-    await _create(api, registry, name="Extension", precedence=0,
-                  match='not identity.email == "x"', profile_type="browser_extension",
-                  browser_extension_config={"proxy_enabled": True, "proxy_control": "locked"})  # fmt: skip
+    config = {"proxy_enabled": True, "proxy_control": "locked"}
+    await _create(api, registry, name="Extension", precedence=0, match='not identity.email == "x"',
+                  profile_type="browser_extension", browser_extension_config=config)  # fmt: skip
 
     reg = await warp.register_wireguard(Identity(client_id="d4e5f6.access", client_secret="k10sk"))
     assert (await _policy(api, registry, reg))["id"] == kiosks

@@ -17,7 +17,9 @@ def _base(registry: Registry) -> str:
 async def test_concurrent_edits_of_one_profile_keep_every_field(
     api: httpx.AsyncClient, registry: Registry
 ) -> None:
-    created = await api.post(f"{_base(registry)}/policy", json={"name": "Shared", "precedence": 900})
+    created = await api.post(
+        f"{_base(registry)}/policy", json={"name": "Shared", "precedence": 900}
+    )
     path = f"{_base(registry)}/policy/{created.json()['result']['policy_id']}"
     edits = [{"captive_portal": 10 + i} if i % 2 else {"support_url": f"https://help/{i}"}
              for i in range(8)]  # fmt: skip

@@ -90,8 +90,10 @@ async def test_a_check_in_would_change_no_demo_assignment(registry: Registry) ->
 async def test_include_policy_shows_the_demo_assignments(
     api: httpx.AsyncClient, registry: Registry
 ) -> None:
-    response = await api.get(f"/accounts/{registry.account_id}/devices/registrations",
-                             params={"include": "policy", "status": "all", "per_page": 1000})  # fmt: skip
+    params = {"include": "policy", "status": "all", "per_page": 1000}
+    response = await api.get(
+        f"/accounts/{registry.account_id}/devices/registrations", params=params
+    )
     shown = {item["id"]: item["policy"]["name"] for item in response.json()["result"]}
     fleet = registry.fleet
     assert shown == {r.id: _expected_name(r, fleet) for r in fleet.registrations}

@@ -35,8 +35,10 @@ DEFAULT_EXCLUDE = [
     {"address": "ff04::/16"},
     {"address": "ff05::/16"},
 ]
-DEFAULT_SUFFIXES = ["home.arpa", "intranet", "internal", "private", "localdomain", "domain",
-                    "lan", "home", "host", "corp", "local", "localhost", "invalid", "test"]  # fmt: skip
+DEFAULT_SUFFIXES = [
+    "home.arpa", "intranet", "internal", "private", "localdomain", "domain", "lan", "home",
+    "host", "corp", "local", "localhost", "invalid", "test",
+]  # fmt: skip
 DEFAULT_SCALARS: dict[str, Any] = {
     "allow_mode_switch": False,
     "allow_updates": False,
@@ -92,7 +94,9 @@ async def test_created_profile_reads_back_complete_and_equal(
     assert body["service_mode_v2"] == {"mode": "warp"}
     assert body["dns_search_suffixes"] == []
     assert (body["name"], body["match"], body["precedence"]) == (
-        "Laptops", 'os.name in {"windows" "mac"}', 100
+        "Laptops",
+        'os.name in {"windows" "mac"}',
+        100,
     )
     assert (body["default"], body["description"]) == (False, "")
     assert body["gateway_unique_id"] == registry.account_id

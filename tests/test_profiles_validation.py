@@ -115,8 +115,10 @@ CUSTOM_BODIES: list[tuple[dict[str, Any], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("body", "message"), CUSTOM_BODIES,
-                         ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(CUSTOM_BODIES)])  # fmt: skip
+CUSTOM_IDS = [m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(CUSTOM_BODIES)]
+
+
+@pytest.mark.parametrize(("body", "message"), CUSTOM_BODIES, ids=CUSTOM_IDS)
 async def test_create_refuses_naming_the_field(
     api: httpx.AsyncClient, registry: Registry, body: Any, message: str
 ) -> None:
@@ -132,8 +134,9 @@ async def test_create_refuses_naming_the_field(
 async def test_default_profile_refuses_custom_only_fields(
     api: httpx.AsyncClient, registry: Registry, field: str
 ) -> None:
+    config = {"proxy_enabled": True, "proxy_control": "locked"}
     values = {"name": "x", "match": 'os.name == "mac"', "precedence": 1, "description": "d",
-              "browser_extension_config": {"proxy_enabled": True, "proxy_control": "locked"}}  # fmt: skip
+              "browser_extension_config": config}  # fmt: skip
     response = await api.patch(f"{_base(registry)}/policy", json={field: values[field]})
     assert _field_error(response) == f"{field}: the default profile does not take this field"
 
@@ -240,6 +243,17 @@ async def test_a_precedence_in_use_is_refused(api: httpx.AsyncClient, registry: 
     assert (await api.get(path)).json()["result"]["precedence"] == 600
     # Its own precedence again is no clash.
     assert (await api.patch(path, json={"precedence": 600})).status_code == 200
+
+
+async def test_no_precedence_left_after_the_largest_is_a_clash(
+    api: httpx.AsyncClient, registry: Registry
+) -> None:
+    await _create(api, registry, name="Last", precedence=2**31 - 1)
+    response = await api.post(f"{_base(registry)}/policy", json={"name": "After the last"})
+    assert response.status_code == 400
+    assert_error_envelope(response.json(), 1104)
+    too_big = await api.post(f"{_base(registry)}/policy", json={"name": "x", "precedence": 2**31})
+    assert _field_error(too_big).startswith("precedence: must be between 0 and")
 
 
 # --- profiles that are not there ---

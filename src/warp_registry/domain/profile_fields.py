@@ -254,8 +254,8 @@ def _fallback_domain(path: str, value: Any) -> dict[str, Any]:
     if given.get("dns_server") is not None:
         servers = given["dns_server"]
         if not isinstance(servers, list) or len(servers) > MAX_DNS_SERVERS:
-            raise field_error(f"{path}.dns_server",
-                              f"must be a list of at most {MAX_DNS_SERVERS} IP addresses")  # fmt: skip
+            limit = f"must be a list of at most {MAX_DNS_SERVERS} IP addresses"
+            raise field_error(f"{path}.dns_server", limit)
         entry["dns_server"] = [_ip(f"{path}.dns_server[{i}]", s) for i, s in enumerate(servers)]
     return entry
 

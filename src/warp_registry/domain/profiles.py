@@ -175,14 +175,14 @@ def parse_profile_body(body: bytes, kind: str) -> ProfileChanges:
     settings: dict[str, Any] = {}
     repeated: dict[str, Any] = {}
     for key, value in data.items():
+        if value is None and key not in _NULL_CLEARS:
+            continue
         if key in _READ_ONLY or (kind == UPDATE_DEFAULT and key == "enabled"):
             # The default profile is always enabled: `enabled` is read-only there.
             if kind == CREATE and key == "profile_type":
                 columns[key] = fields.choice(key, value, fields.PROFILE_TYPES)
             else:
                 repeated[key] = value
-        elif value is None and key not in _NULL_CLEARS:
-            continue
         elif key in _COLUMNS or key in _CUSTOM_SETTINGS:
             if kind == UPDATE_DEFAULT:
                 raise fields.field_error(key, "the default profile does not take this field")
@@ -228,8 +228,8 @@ def check_match(value: Any) -> str:
 def parse_list_body(body: bytes, field: str) -> list[dict[str, Any]]:
     """The body of `PUT .../exclude`, `.../include` or `.../fallback_domains`: a JSON array."""
     data = _json(body, allow_empty=False)
-    validator = fields.fallback_domains if field == "fallback_domains" else (
-        fields.split_tunnel_entries
+    validator = (
+        fields.fallback_domains if field == "fallback_domains" else (fields.split_tunnel_entries)
     )
     result: list[dict[str, Any]] = validator(field, data)
     return result

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from warp_registry.clock import now_us
+from warp_registry.domain.profile_fields import MAX_INT
 from warp_registry.domain.profiles import (
     DEFAULT_PROFILE_NAME,
     Candidate,
@@ -57,8 +58,7 @@ _CANDIDATES = """
     WHERE account_id = ? AND (is_default = 1 OR (enabled = 1 AND profile_type = ?))
 """
 _DEFAULT_NOT_BY_ID = (
-    "Device settings profile not found: the default profile is served at /devices/policy, "
-    "not by id"
+    "Device settings profile not found: the default profile is served at /devices/policy, not by id"
 )
 
 
@@ -116,7 +116,7 @@ class ProfileStore:
             (*params, query.per_page, (query.page - 1) * query.per_page),
         )
         total = await self.db.fetch_one(f"SELECT COUNT(*) FROM device_profiles {where}", params)
-        return [profile_from_row(row) for row in rows], int(total[0]) if total else 0
+        return [profile_from_row(row) for row in rows], (int(total[0]) if total else 0)
 
     # --- writes ---
 
@@ -129,7 +129,8 @@ class ProfileStore:
                 "WHERE account_id = ? AND is_default = 0",
                 (account_id,),
             )
-            after_last = (int(row[0]) if row else 0) + 1
+            # Past the largest precedence there is no room: the clash is then reported.
+            after_last = min((int(row[0]) if row else 0) + 1, MAX_INT)
             profile = new_profile(changes, profile_id=new_uuid(), account_id=account_id,
                                   precedence=after_last, now=now_us())  # fmt: skip
             await _check_precedence_free(tx, profile)

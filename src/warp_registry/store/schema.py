@@ -218,6 +218,46 @@ MIGRATIONS: list[list[str]] = [
         """CREATE UNIQUE INDEX device_profiles_precedence
             ON device_profiles (account_id, precedence) WHERE is_default = 0""",
     ],
+    # 5: the control plane for testers (store/control.py, docs/control-plane.md). None of
+    # these tables is registry data: export/import and reset leave them out.
+    [
+        # Name -> value: the admin token's hash, the server clock, the journal size and a
+        # version that changes with every control write (workers reload when it moves).
+        """CREATE TABLE control_settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        # Fixed-window request counts per credential fingerprint, for the rate limiter.
+        """CREATE TABLE rate_limit_counts (
+            bucket TEXT NOT NULL,
+            window_start BIGINT NOT NULL,
+            count BIGINT NOT NULL,
+            PRIMARY KEY (bucket, window_start)
+        )""",
+        """CREATE TABLE fault_rules (
+            id TEXT{C} PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            spec TEXT NOT NULL,
+            remaining BIGINT,
+            seen BIGINT NOT NULL DEFAULT 0,
+            fired BIGINT NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE journal (
+            id TEXT{C} PRIMARY KEY,
+            at BIGINT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            query TEXT NOT NULL,
+            credential_id TEXT,
+            status INTEGER NOT NULL,
+            duration_us BIGINT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            request_headers TEXT NOT NULL,
+            request_body TEXT NOT NULL,
+            response_body TEXT NOT NULL
+        )""",
+        "CREATE INDEX journal_at ON journal (at, id)",
+    ],
 ]
 
 

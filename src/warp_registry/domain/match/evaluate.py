@@ -22,7 +22,6 @@ from warp_registry.domain.match.nodes import (
     NOT_EQUAL,
     OR,
     Comparison,
-    Logical,
     Node,
     Not,
     Quantifier,

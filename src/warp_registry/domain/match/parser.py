@@ -71,9 +71,7 @@ def parse(text: str) -> Node:
     if trailing.kind != END:
         raise MatchSyntaxError(f"unexpected {_show(trailing)}", trailing.pos)
     if is_vector(node):
-        raise MatchSyntaxError(
-            "a [*] comparison must be inside any(...) or all(...)", node.pos
-        )
+        raise MatchSyntaxError("a [*] comparison must be inside any(...) or all(...)", node.pos)
     return node
 
 

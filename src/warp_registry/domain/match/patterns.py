@@ -71,7 +71,7 @@ def _cost(items: Any, *, inside_repeat: bool) -> int:
     cost = 1
     for op, argument in items:
         if op in _REPEATS:
-            low, high, body = argument
+            _low, high, body = argument
             repeats = high > 1
             if repeats and inside_repeat:
                 raise RegexRejected(
@@ -87,8 +87,7 @@ def _cost(items: Any, *, inside_repeat: bool) -> int:
         elif op is sre.BRANCH:
             if inside_repeat:
                 raise RegexRejected(
-                    "regex repeats an alternation, such as (ab|a)*, which can take "
-                    "exponential time"
+                    "regex repeats an alternation, such as (ab|a)*, which can take exponential time"
                 )
             cost *= max(_cost(branch, inside_repeat=False) for branch in argument[1])
         elif op in (sre.ASSERT, sre.ASSERT_NOT):

@@ -19,9 +19,7 @@ SELECTORS: dict[str, SelectorSpec] = {
         SelectorSpec("identity.groups.name", True, "the names of the user's groups"),
         SelectorSpec("identity.groups.id", True, "the ids of the user's groups"),
         SelectorSpec("identity.groups.email", True, "the emails of the user's groups"),
-        SelectorSpec(
-            "identity.service_token_uuid", False, "the id of the enrolling service token"
-        ),
+        SelectorSpec("identity.service_token_uuid", False, "the id of the enrolling service token"),
         SelectorSpec("os.name", False, "the device's OS: windows, mac, linux, ios, ..."),
         SelectorSpec("os.version", False, "the device's OS version, as the client sent it"),
     )

@@ -52,9 +52,7 @@ class ProfileHandlers:
     async def edit_default(self, request: Request) -> Response:
         changes = parse_profile_body(request.body, UPDATE_DEFAULT)
         account_id = await self._authorised(request, write=True)
-        profile = await self.context.store.profiles.change_default(
-            account_id, _applying(changes)
-        )
+        profile = await self.context.store.profiles.change_default(account_id, _applying(changes))
         return ok(_shown(profile))
 
     # --- custom profiles ---
