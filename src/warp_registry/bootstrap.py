@@ -28,9 +28,13 @@ class RegistryNotEmpty(Exception):
 
 
 def plan_registry(
-    seed: int, with_demo: bool, anchor_us: int
+    seed: int, with_demo: bool, anchor_us: int, size: demo.DemoSize | None = None
 ) -> tuple[FleetRecords, str, str | None]:
-    """Everything `init` writes, except the token; returns (records, account id, example)."""
+    """Everything `init` writes, except the token; returns (records, account id, example).
+
+    `size` changes how many users and devices the demo fleet has (the control plane's
+    `seed` action); the default is the standard demo fleet.
+    """
     rng = random.Random(f"account:{seed}")
     account_id = uuid.UUID(int=rng.getrandbits(128)).hex
     ipv6_prefix = f"2606:4700:cf1:{rng.randrange(0x1000, 0xFFFF):x}"
@@ -52,7 +56,9 @@ def plan_registry(
     )
 
     if with_demo:
-        fleet = demo.build_demo_fleet(seed, anchor_us, account_id, ipv6_prefix, default_profile.id)
+        fleet = demo.build_demo_fleet(
+            seed, anchor_us, account_id, ipv6_prefix, default_profile.id, size or demo.DemoSize()
+        )
     else:
         fleet = FleetRecords()
     fleet.accounts.insert(0, account)
@@ -67,12 +73,13 @@ async def initialise(
     seed: int = DEFAULT_SEED,
     with_demo: bool = True,
     anchor_us: int | None = None,
+    size: demo.DemoSize | None = None,
 ) -> InitResult:
     """Create the first account, a Zero Trust Write token and the demo fleet, in one go.
 
     Raises RegistryNotEmpty, writing nothing, when the registry already has an account.
     """
-    fleet, account_id, example = plan_registry(seed, with_demo, anchor_us or now_us())
+    fleet, account_id, example = plan_registry(seed, with_demo, anchor_us or now_us(), size)
     token = new_api_token()
     fleet.tokens.append(
         TokenRecord(

@@ -131,6 +131,14 @@ def main() -> None:
     type=click.IntRange(1, 1000),
     help="PostgreSQL: most connections each worker process opens (SQLite ignores it).",
 )
+@click.option(
+    "--rate-limit",
+    envvar=_env("RATE_LIMIT"),
+    show_envvar=True,
+    default=None,
+    help="Limit each credential to REQUESTS/SECONDS (`cloudflare` = 1200/300): past it, "
+    "429 with code 971 and Retry-After. Off by default.",
+)
 @click.option("--log-level", envvar=_env("LOG_LEVEL"), show_envvar=True, default="info",
               show_default=True, type=click.Choice(["debug", "info", "warning", "error"]),
               help="info logs one line per request.")  # fmt: skip
@@ -142,23 +150,32 @@ def serve(
     seed: int,
     no_demo: bool,
     pool_size: int,
+    rate_limit: str | None,
     log_level: str,
 ) -> None:
     """Serve the admin API under /client/v4 (initialising an empty database first)."""
+    from warp_registry.control.actions import ensure_admin_token
+    from warp_registry.control.ratelimit import parse_rate_limit
     from warp_registry.http.server import run
 
     database = _normalise_database(database)
+    if rate_limit:
+        try:
+            parse_rate_limit(rate_limit)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--rate-limit") from None
 
-    async def prepare(store: SqlStore) -> tuple[InitResult | None, list[str]]:
+    async def prepare(store: SqlStore) -> tuple[InitResult | None, list[str], str | None]:
         created = None
         if await store.is_empty():
             try:
                 created = await initialise(store, seed=seed, with_demo=not no_demo)
             except RegistryNotEmpty:  # another process initialised it first
                 created = None
-        return created, await store.account_ids()
+        admin_token = await ensure_admin_token(store)
+        return created, await store.account_ids(), admin_token
 
-    created, accounts = _with_store(database, prepare)
+    created, accounts, admin_token = _with_store(database, prepare)
     base_url = f"http://{_url_host(host)}:{port}/client/v4"
     if created is not None:
         click.echo(_first_start_banner(base_url, created))
@@ -166,8 +183,12 @@ def serve(
         click.echo(f"warp-registry serving {base_url}")
         click.echo(f"accounts: {', '.join(accounts) or '(none)'}")
         click.echo("tokens: `warp-registry token create --account ID` makes a new one")
+    if admin_token is not None:
+        click.echo(f"admin token (control plane, /_warp-registry/; shown only now): {admin_token}")
+    if rate_limit:
+        click.echo(f"rate limit: {rate_limit} per credential")
     sys.stdout.flush()
-    run(host, port, database, workers, log_level, pool_size)
+    run(host, port, database, workers, log_level, pool_size, rate_limit)
 
 
 def _url_host(host: str) -> str:
@@ -230,11 +251,14 @@ def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
     Refuses to touch a database that already holds an account.
     """
 
-    async def work(store: SqlStore) -> InitResult:
-        return await initialise(store, seed=seed, with_demo=not no_demo)
+    from warp_registry.control.actions import rotate_admin_token
+
+    async def work(store: SqlStore) -> tuple[InitResult, str]:
+        created = await initialise(store, seed=seed, with_demo=not no_demo)
+        return created, await rotate_admin_token(store)
 
     try:
-        created = _with_store(database, work)
+        created, admin_token = _with_store(database, work)
     except RegistryNotEmpty:
         raise click.ClickException(
             f"{database} already holds a registry; init only sets up an empty database"
@@ -245,12 +269,52 @@ def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
             "account_id": created.account_id,
             "api_token": created.api_token,
             "example_registration_id": created.example_registration_id,
+            "admin_token": admin_token,
         }))  # fmt: skip
     else:
         click.echo(f"account id  {created.account_id}")
         click.echo(f"API token   {created.api_token}  (shown only now)")
+        click.echo(f"admin token {admin_token}  (control plane; shown only now)")
         if created.example_registration_id:
             click.echo(f"example registration  {created.example_registration_id}")
+
+
+@main.command("seed-registrations")
+@database_option
+@click.option("--registrations", "count", required=True, type=click.IntRange(min=1),
+              help="How many registrations to add (with their devices and users).")
+@click.option("--account", envvar=_env("ACCOUNT"), show_envvar=True,
+              help="Account id; may be left out when the registry holds a single account.")
+@click.option("--seed", "rng_seed", default=DEFAULT_SEED, show_default=True, type=int,
+              help="Seed of the generated fleet.")
+def seed_registrations(database: str, count: int, account: str | None, rng_seed: int) -> None:
+    """Add COUNT realistic registrations to an initialised registry, in one transaction.
+
+    For load tests and benchmarks; a progress bar goes to stderr. Unlike `seed` (which
+    resets the registry to a small demo fleet) it keeps what is there and adds to it. See
+    store/seeding.py for the fleet's shape.
+    """
+    import time
+
+    from warp_registry.store.seeding import SeedError
+
+    async def work(store: SqlStore) -> Any:
+        account_id = await _pick_account(store, account)
+        with click.progressbar(
+            length=count, label="seeding registrations", file=sys.stderr
+        ) as bar:
+            return await store.seeding.seed(account_id, count, seed=rng_seed, progress=bar.update)
+
+    started = time.perf_counter()
+    try:
+        result = _with_store(database, work)
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"seeded {result.registrations:,} registrations, {result.devices:,} devices and "
+        f"{result.users:,} users into account {result.account_id} in {elapsed:.1f} s"
+    )
 
 
 @main.group()
@@ -363,6 +427,7 @@ def token_revoke(database: str, token_id: str) -> None:
 )
 def global_key(database: str, email: str, account: str) -> None:
     """Make EMAIL a member of ACCOUNT with a new Global API Key, and print the key."""
+    _check_email(email)
     if not is_account_id(account):
         raise click.BadParameter(f"{account!r} is not a 32-hex account id", param_hint="--account")
     key = new_global_key()
@@ -407,8 +472,15 @@ async def _pick_account(store: SqlStore, account: str | None) -> str:
 
 
 def _check_email(email: str) -> str:
-    if email.count("@") != 1 or email.startswith("@") or email.endswith("@"):
-        raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
+    """The server's own checks, so the CLI never mints a credential it will refuse."""
+    from warp_registry.domain.access_jwt import MAX_EMAIL_LENGTH
+    from warp_registry.http.auth import is_valid_email
+
+    if not is_valid_email(email) or len(email) > MAX_EMAIL_LENGTH:
+        raise click.BadParameter(
+            f"{email!r} is not an email address of at most {MAX_EMAIL_LENGTH} characters",
+            param_hint="--email",
+        )
     return email
 
 
@@ -564,6 +636,14 @@ def enroll(
         click.echo(warp_client.masque_details(enrolled), nl=False)
     else:
         click.echo(warp_client.wireguard_config(enrolled), nl=False)
+
+
+# Control-plane commands (docs/control-plane.md): reset, seed, export, import, clock,
+# journal, faults, rate-limit counters, admin token. Imported last: they use the helpers
+# above.
+from warp_registry.control.cli import add_control_commands  # noqa: E402
+
+add_control_commands(main)
 
 
 if __name__ == "__main__":

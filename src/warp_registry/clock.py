@@ -20,9 +20,36 @@ _RFC3339 = re.compile(
 )
 
 
+# The server clock testers control (docs/control-plane.md): frozen at an instant, or
+# running at an offset from the machine's clock. These are this process's copies of the
+# state kept in the store; `warp_registry.control.runtime` refreshes them, so `now_us`
+# costs one global check more than reading the system clock.
+_frozen_us: int | None = None
+_offset_us: int = 0
+
+
 def now_us() -> int:
-    """The current time in microseconds."""
+    """The current time of the registry in microseconds (the machine's, unless changed)."""
+    if _frozen_us is None:
+        return time.time_ns() // 1000 + _offset_us
+    return _frozen_us
+
+
+def real_now_us() -> int:
+    """The machine's clock, whatever the server clock says (rate-limit windows use it)."""
     return time.time_ns() // 1000
+
+
+def set_server_clock(frozen_us: int | None, offset_us: int) -> None:
+    """Make `now_us` return `frozen_us`, or the machine's time plus `offset_us`."""
+    global _frozen_us, _offset_us
+    _frozen_us = frozen_us
+    _offset_us = offset_us
+
+
+def server_clock() -> tuple[int | None, int]:
+    """(frozen instant or None, offset) as this process currently applies them."""
+    return _frozen_us, _offset_us
 
 
 def format_rfc3339(us: int) -> str:

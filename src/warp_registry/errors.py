@@ -360,3 +360,45 @@ class AddressPoolExhausted(ApiError):
     status = 409
     code = 1030
     message = "No free virtual IP address left in the account's pool"
+
+
+# --- rate limits and the control plane (docs/control-plane.md) ---
+
+
+class RateLimited(ApiError):
+    """Past the per-credential budget of `serve --rate-limit`; the body Cloudflare sends
+    since 2026 (older: 10100 "More than 1200 requests per 300 seconds reached")."""
+
+    status = 429
+    code = 971
+    message = "Please wait and consider throttling your request speed"
+
+
+class AdminTokenRequired(ApiError):
+    """Our choice: the control plane without `Authorization: Bearer <admin token>`."""
+
+    status = 401
+    code = 1200
+    message = "The control plane needs Authorization: Bearer <admin token>"
+
+
+class InvalidAdminToken(ApiError):
+    """Our choice: a Bearer token that is not the admin token (an API token included)."""
+
+    status = 403
+    code = 1201
+    message = "Invalid admin token"
+
+
+class FaultRuleNotFound(ApiError):
+    status = 404
+    code = 1202
+    message = "Fault rule not found"
+
+
+class ControlRequestInvalid(ApiError):
+    """Our choice: a control-plane body or parameter with a wrong field, type or value."""
+
+    status = 400
+    code = 1203
+    message = "Invalid control request"

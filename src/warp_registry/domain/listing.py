@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from warp_registry import ids
 from warp_registry.clock import parse_rfc3339
 from warp_registry.domain.models import REGISTRATION_TYPES, Registration
-from warp_registry.domain.queries import parse_include
+from warp_registry.domain.queries import check_text, is_storable_text, parse_include
 from warp_registry.errors import (
     CURSOR_CHAIN,
     ENUM_CHAIN,
@@ -67,7 +67,11 @@ MAX_CURSOR_LENGTH = 2048
 
 _CURSOR_VERSION = 1
 _PER_PAGE = re.compile(r"[0-9]{1,7}")
-_BIGINT_RANGE = range(-(2**63), 2**63)
+# The integer ranges of the store's columns: a cursor's sort value is bound as a parameter
+# against one of them, and PostgreSQL refuses a parameter outside the column's type.
+BIGINT_RANGE = range(-(2**63), 2**63)
+INTEGER_RANGE = range(-(2**31), 2**31)
+TIMESTAMP_RANGES: Mapping[str, range] = {name: BIGINT_RANGE for name in TIMESTAMP_SORTS}
 # Upper-case ASCII letters to lower case, nothing else: both engines fold only ASCII in
 # `lower()` here (SQLite always; PostgreSQL because the columns use the "C" collation).
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -271,9 +275,7 @@ def _search(query: Query) -> str | None:
         raise InvalidParameters(
             SEARCH_CHAIN, f"search: at most {MAX_SEARCH_LENGTH} characters, got {len(raw)}"
         )
-    if "\x00" in raw:  # no stored text can hold it, and PostgreSQL refuses it outright
-        raise InvalidParameters(SEARCH_CHAIN, "search: must not contain NUL characters")
-    return raw.translate(_ASCII_LOWER)
+    return check_text("search", raw, SEARCH_CHAIN).translate(_ASCII_LOWER)
 
 
 def _per_page(query: Query, default: int = DEFAULT_PER_PAGE) -> int:
@@ -324,14 +326,18 @@ def decode_cursor(
     sort_by: str,
     descending: bool,
     filters: Fingerprinted,
-    int_sorts: frozenset[str] = TIMESTAMP_SORTS,
+    int_ranges: Mapping[str, range] = TIMESTAMP_RANGES,
 ) -> Position:
     """The position a cursor points after; refuses cursors made for another request.
 
-    `int_sorts` names the sort keys whose values are integers (the others are text).
+    `int_ranges` maps the sort keys whose values are integers to the range their column
+    holds; every other sort key's value is text. A cursor is client input like any other
+    parameter: every field is type-checked, so no forged cursor reaches the store.
     """
     payload = _cursor_payload(raw)
     _, cursor_sort, cursor_order, fingerprint, value, last_id = payload
+    if not all(isinstance(field, str) for field in (cursor_sort, cursor_order, fingerprint)):
+        raise _malformed_cursor()
 
     if cursor_sort != sort_by or cursor_order != ("desc" if descending else "asc"):
         raise InvalidParameters(
@@ -348,7 +354,7 @@ def decode_cursor(
 
     if not isinstance(last_id, str) or not ids.is_uuid(last_id):
         raise _malformed_cursor()
-    if not _value_fits(value, sort_by in int_sorts):
+    if not _value_fits(value, int_ranges.get(sort_by)):
         raise _malformed_cursor()
     return Position(value, last_id.lower())
 
@@ -362,16 +368,23 @@ def _cursor_payload(raw: str) -> list[Any]:
     except (ValueError, binascii.Error):  # includes bad UTF-8 and bad JSON
         raise _malformed_cursor() from None
 
-    if not isinstance(payload, list) or len(payload) != 6 or payload[0] != _CURSOR_VERSION:
+    if not isinstance(payload, list) or len(payload) != 6 or not _is_version(payload[0]):
         raise _malformed_cursor()
     return payload
 
 
-def _value_fits(value: object, integer: bool) -> bool:
-    if integer:
-        # bool is an int subclass; out-of-range ints would overflow a BIGINT parameter.
-        return type(value) is int and value in _BIGINT_RANGE
-    return isinstance(value, str)
+def _is_version(field: object) -> bool:
+    # Exactly the int: `true` and `1.0` compare equal to 1 in Python but are not a version.
+    return type(field) is int and field == _CURSOR_VERSION
+
+
+def _value_fits(value: object, integers: range | None) -> bool:
+    """Whether a cursor's sort value can be bound against its column on both engines."""
+    if integers is not None:
+        # bool is an int subclass; an int outside the column's range overflows the
+        # parameter on PostgreSQL (SQLite would merely compare it).
+        return type(value) is int and value in integers
+    return type(value) is str and is_storable_text(value)
 
 
 def _malformed_cursor() -> InvalidParameters:

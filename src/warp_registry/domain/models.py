@@ -13,7 +13,8 @@ REGISTRATION_TYPES = ("warp", "browser_extension")
 PERMISSIONS = ("read", "write")
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs twice as much, on the hot GET path.
+@dataclass(slots=True)
 class PolicySummary:
     """The device settings profile a registration was assigned, as `include=policy` shows it."""
 
@@ -24,7 +25,8 @@ class PolicySummary:
     updated_at: int
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs twice as much, on the hot GET path.
+@dataclass(slots=True)
 class Registration:
     """One enrollment of one user (or service token) on one device."""
 
@@ -112,7 +114,8 @@ class ApiToken:
     revoked_at: int | None
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs twice as much, on the hot GET path.
+@dataclass(slots=True)
 class Access:
     """What a credential may do on one account, as the store found it in one lookup.
 

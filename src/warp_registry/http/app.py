@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from warp_registry.control import CONTROL_PREFIX
+from warp_registry.control.handlers import ControlPlane
 from warp_registry.errors import ApiError, BodyTooLarge, InternalError, ServiceUnavailable
 from warp_registry.http.context import AppContext
 from warp_registry.http.envelope import error_body
@@ -40,6 +42,8 @@ class RegistryApp:
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self.router = build_router(context)
+        # `/_warp-registry/`: its own router, so Cloudflare's route table stays Cloudflare's.
+        self.control_plane = ControlPlane(context)
         # Request ids: a random prefix per app (each worker process builds its own app)
         # and a counter. Unique without a system call per request; `secrets.token_hex`
         # per request cost about 6% of a GET's CPU.
@@ -75,9 +79,19 @@ class RegistryApp:
         method: str = scope["method"]
         path: str = scope["path"]
         query_string = scope["query_string"].decode("latin-1")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_headers = scope["headers"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+        if len(headers) != len(raw_headers):
+            headers = combine_repeated_headers(raw_headers)
 
-        response = await self._respond(method, path, query_string, headers, receive, request_id)
+        # Rate limit, faults and journal (warp_registry.control) cost nothing while off.
+        control = self.context.control
+        if control.active or path.startswith(CONTROL_PREFIX):
+            response = await control.respond(
+                self, method, path, query_string, headers, receive, request_id
+            )
+        else:
+            response = await self.respond(method, path, query_string, headers, receive, request_id)
         response.headers.append((b"x-request-id", request_id.encode()))
         await send(
             {"type": "http.response.start", "status": response.status, "headers": response.headers}
@@ -89,11 +103,15 @@ class RegistryApp:
         if access_log.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
             target = f"{path}?{query_string}" if query_string else path
+            if not target.isprintable():
+                # A decoded path may hold newlines or escape codes: never let a client
+                # write its own lines into the log.
+                target = target.encode("unicode_escape").decode("ascii")
             access_log.info(
                 "%s %s %d %.2fms rid=%s", method, target, response.status, elapsed_ms, request_id
             )
 
-    async def _respond(
+    async def respond(
         self,
         method: str,
         path: str,
@@ -102,9 +120,13 @@ class RegistryApp:
         receive: Receive,
         request_id: str,
     ) -> Response:
+        """Route the request and run its handler; any error becomes its envelope."""
         try:
             operation, params = self.router.resolve(method, path)
-            body = await _read_body(receive) if method in _BODY_METHODS else b""
+            body = b""
+            if method in _BODY_METHODS:
+                refuse_declared_oversize(headers)
+                body = await read_body(receive)
             request = Request(method, path, query_string, headers, body)
             request.path_params = params
             return await operation.handler(request)
@@ -122,6 +144,27 @@ class RegistryApp:
             return error_response(InternalError())
 
 
+def combine_repeated_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers with repeated fields joined by ", ", as HTTP allows a recipient to do.
+
+    A repeated credential header then fails its format check (400) instead of letting
+    the last copy win, so a proxy reading the first copy can't disagree with us on who
+    is calling.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def refuse_declared_oversize(headers: dict[str, str]) -> None:
+    """Answer 413 at once when Content-Length already says the body is too large."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge(MAX_BODY_BYTES)
+
+
 def error_response(exc: ApiError) -> Response:
     """The error envelope for `exc`, with its status and any headers it carries."""
     headers = list(JSON_HEADERS)
@@ -129,7 +172,7 @@ def error_response(exc: ApiError) -> Response:
     return Response(exc.status, error_body(exc.to_errors()), headers)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     """The whole request body, refused with 413 once it passes MAX_BODY_BYTES."""
     chunks: list[bytes] = []
     size = 0

@@ -34,10 +34,14 @@ def read_credentials(headers: dict[str, str]) -> Probe:
     email = headers.get("x-auth-email")
     key = headers.get("x-auth-key")
 
-    # An email and key together win over a token, as the official Python SDK sends them.
-    if email is not None or key is not None:
+    # Precedence (our choice): an email and key together win over a token, as the official
+    # Python SDK sends only the pair when both are configured; a lone X-Auth-Email or
+    # X-Auth-Key beside a token is ignored; a lone one with no token is "missing".
+    if email is not None and key is not None:
         return _global_key(email, key)
     if authorization is None:
+        if email is not None or key is not None:
+            return _global_key(email, key)
         raise MissingCredentials()
 
     match = _BEARER.fullmatch(authorization)
@@ -46,6 +50,11 @@ def read_credentials(headers: dict[str, str]) -> Probe:
             chain=[(AUTHORIZATION_FORMAT_CHAIN, "Invalid format for Authorization header")]
         )
     return BearerProbe(hash_secret(match.group(1)))
+
+
+def is_valid_email(email: str) -> bool:
+    """The shape X-Auth-Email must have (one @, no white space)."""
+    return _EMAIL.fullmatch(email) is not None
 
 
 def _global_key(email: str | None, key: str | None) -> Probe:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from warp_registry.control.ratelimit import RateLimit
+from warp_registry.control.runtime import ControlRuntime
 from warp_registry.store import open_store
 from warp_registry.store.sql_store import SqlStore
 
@@ -19,6 +21,7 @@ class AppContext:
         store: SqlStore | None = None,
         *,
         pool_size: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if database is None and store is None:
             raise ValueError("AppContext needs a database or a store")
@@ -26,6 +29,8 @@ class AppContext:
         self.pool_size = pool_size
         self._store = store
         self._owns_store = store is None
+        # Rate limit, faults, journal and clock (warp_registry.control).
+        self.control = ControlRuntime(rate_limit)
 
     @property
     def store(self) -> SqlStore:
@@ -37,8 +42,12 @@ class AppContext:
         if self._store is None:
             assert self.database is not None
             self._store = await open_store(self.database, pool_size=self.pool_size)
+            # Served: other workers and servers share the control state through the store.
+            await self.control.load(self._store)
+            self.control.start_refreshing(self._store)
 
     async def stop(self) -> None:
+        await self.control.stop_refreshing()
         if self._store is not None and self._owns_store:
             await self._store.close()
             self._store = None

@@ -16,11 +16,13 @@ from warp_registry.clock import now_us
 from warp_registry.domain.listing import Filters, ListQuery
 from warp_registry.domain.models import Access, ApiToken, PolicySummary, Registration
 from warp_registry.domain.records import FleetRecords
+from warp_registry.store.control import ControlStore
 from warp_registry.store.database import Database, Row, Transaction
 from warp_registry.store.devices import DeviceStore, after_fleet_insert, refresh_devices
 from warp_registry.store.enrollment import EnrollmentStore
 from warp_registry.store.profiles import ProfileStore
 from warp_registry.store.schema import LATEST_VERSION, MIGRATIONS, render
+from warp_registry.store.seeding import FleetSeeder
 
 # The columns `_registration` reads, in order. `p` may be absent (deleted profile).
 REGISTRATION_COLUMNS = """
@@ -134,6 +136,8 @@ class SqlStore:
         self.enrollment = EnrollmentStore(db)  # the WARP client API's SQL
         self.devices = DeviceStore(db)  # physical devices and the legacy v1 view
         self.profiles = ProfileStore(db)  # device settings profiles and their assignment
+        self.control = ControlStore(db)  # the control plane for testers (docs/control-plane.md)
+        self.seeding = FleetSeeder(db)  # bulk seeding (`warp-registry seed`, store/seeding.py)
 
     # --- lifecycle ---
 

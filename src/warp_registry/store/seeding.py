@@ -1,0 +1,422 @@
+"""Bulk seeding: add many realistic registrations to an account, fast (`warp-registry seed`).
+
+`FleetSeeder.seed` writes users, devices, device tags and registrations with `executemany`
+in large chunks inside ONE transaction, so a reader sees either none or all of them. Rows
+are made as plain tuples (no record objects) and each device's derived list columns
+(`active_registrations` and the sort keys, see store/devices.py) are computed here as the
+rows are made, the way `refresh_devices` would compute them; no UPDATE pass over a
+million devices is needed.
+
+The shape of a seeded fleet (our choice, close to the demo fleet's):
+
+- one user per two devices (a laptop and a phone each), with unique emails;
+- nine devices per ten registrations: every tenth registration is a re-enrollment of the
+  previous device by the same user, which revoked the older registration;
+- 3 % of devices are enrolled by a service token (no user), 2 % of registrations revoked;
+- 40 % MASQUE (real P-256 points) and 60 % WireGuard keys, all distinct;
+- every registration is on the account's default profile, as a fresh check-in with no
+  matching custom profile would be;
+- virtual IPs come from the lowest free host numbers of the account's pool (the same
+  100.96.0.0/12 and IPv6 /64 that enrollment allocates from), so later enrollments
+  continue after them. The pool holds 1,048,573 hosts per account; a seed that would not
+  fit in the free part of it is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from warp_registry.clock import now_us
+from warp_registry.domain.enrollment import FIRST_HOST, VIRTUAL_IPV4_NETWORK, ipv6_network
+from warp_registry.store.database import Database, Transaction
+
+DAY_US = 86_400 * 1_000_000
+CHUNK = 20_000  # registrations per executemany batch (and per progress update)
+POOL_TOP = VIRTUAL_IPV4_NETWORK.num_addresses - 2  # last host before broadcast
+POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
+
+# Shares of the seeded fleet (see the module docstring).
+REENROLL_EVERY = 10
+SERVICE_TOKEN_SHARE = 0.03
+REVOKED_SHARE = 0.02
+MASQUE_SHARE = 0.4
+DEVICES_PER_USER = 2
+
+# SQLite page cache for the seeding transaction: its index pages stay in memory instead
+# of being re-read at each of the million random index inserts. Negative = KiB.
+_SQLITE_SEED_CACHE = -1_048_576
+_SQLITE_DEFAULT_CACHE = -2_000
+
+_FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+          "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma", "victor",
+          "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri", "esme"]  # fmt: skip
+_LAST = ["smith", "garcia", "nguyen", "kowalski", "okafor", "tanaka", "muller", "rossi",
+         "haddad", "silva", "novak", "jensen"]  # fmt: skip
+_GROUPS = ["engineering", "sales", "support", "finance", "contractors"]
+_SITES = ["berlin", "lisbon", "austin"]
+# device_type, model, manufacturer, os_version, name pattern, client_version; laptops at
+# even device positions and phones at odd ones, so each user has one of each.
+_LAPTOPS = [
+    ("mac", "MacBookPro18,3", "Apple Inc.", "15.6.1", "{u}-MacBook-Pro-{tag}", "2026.7.1377.0"),
+    ("windows", "Latitude 7440", "Dell Inc.", "10.0.22631", "DESKTOP-{tag}", "2026.6.1325.0"),
+    ("linux", "ThinkPad X1 Carbon Gen 11", "LENOVO", "6.8.0", "{u}-thinkpad-{tag}",
+     "2026.7.1377.0"),
+]  # fmt: skip
+_PHONES = [
+    ("ios", "iPhone15,2", "Apple Inc.", "18.5", "{u}'s iPhone {tag}", "1.1.1.1/6.23"),
+    ("android", "Pixel 8", "Google", "15", "Pixel-8-{tag}", "a-6.81-4616"),
+]
+
+# P-256: keys are consecutive multiples of the generator (k0·G, (k0+1)·G, ...), each
+# found from the previous one with one point addition: real, distinct public keys at a
+# few microseconds each instead of tens for a fresh private key.
+_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
+_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
+_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
+_A = _P - 3
+# DER SubjectPublicKeyInfo of an uncompressed P-256 point, up to the point itself.
+_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+_USER_SQL = (
+    "INSERT INTO users (id, account_id, email, name, groups, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DEVICE_SQL = (
+    "INSERT INTO devices (id, account_id, name, created_at, updated_at, client_version, "
+    "device_type, model, manufacturer, serial_number, hardware_id, mac_address, "
+    "os_version, os_version_extra, install_id, public_ip, tags, last_seen_at, "
+    "last_seen_user_id, last_seen_registration_id, active_registrations, "
+    "sort_client_version, sort_last_seen_at, sort_last_seen_email) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TAG_SQL = "INSERT INTO device_tags (device_id, key, value) VALUES (?, ?, ?)"
+_REGISTRATION_SQL = (
+    "INSERT INTO registrations (id, account_id, device_id, user_id, user_email, user_name, "
+    "policy_id, policy_name, policy_assigned_at, key, key_type, tunnel_type, "
+    "registration_type, virtual_ipv4, virtual_ipv6, override_secret, created_at, "
+    "updated_at, last_seen_at, revoked_at, service_token_id, client_token_hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SeedError(Exception):
+    """The seed cannot be written (unknown account, no default profile, pool too small)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    """What one seeding run wrote."""
+
+    account_id: str
+    registrations: int
+    devices: int
+    users: int
+    first_registration_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    id: str
+    ipv6_base: int
+    profile_id: str
+    profile_name: str
+    free_hosts: list[int]
+
+
+Progress = Callable[[int], None]
+
+
+class FleetSeeder:
+    """Bulk inserts of seeded registrations (reached as `SqlStore.seeding`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def seed(
+        self,
+        account_id: str,
+        registrations: int,
+        *,
+        seed: int = 1,
+        progress: Progress | None = None,
+    ) -> SeedResult:
+        """Add `registrations` registrations (with their devices and users) in one transaction.
+
+        `progress(n)` is called after each chunk with the number of registrations written
+        by it. Raises SeedError, writing nothing, when the account's pool cannot hold them.
+        """
+
+        async def work(tx: Transaction) -> SeedResult:
+            account = await _load_account(tx, account_id, registrations)
+            existing = await tx.fetch_one("SELECT COUNT(*) FROM registrations")
+            rng = random.Random(f"seed:{seed}:{existing[0] if existing else 0}")
+            plan = _Plan(rng, account, registrations, now_us())
+            await self._tune(tx, _SQLITE_SEED_CACHE)
+            try:
+                await _write(tx, plan, progress)
+            finally:
+                await self._tune(tx, _SQLITE_DEFAULT_CACHE)
+            return plan.result()
+
+        return await self._db.write(work)
+
+    async def _tune(self, tx: Transaction, cache_kib: int) -> None:
+        """A large page cache for the bulk insert on SQLite; PostgreSQL needs nothing."""
+        if self._db.dialect == "sqlite":
+            await tx.execute(f"PRAGMA cache_size = {int(cache_kib)}")
+
+
+async def _load_account(tx: Transaction, account_id: str, wanted: int) -> _Account:
+    """The account's IPv6 base, default profile and free pool hosts (checked against wanted)."""
+    row = await tx.fetch_one("SELECT ipv6_prefix FROM accounts WHERE id = ?", (account_id,))
+    if row is None:
+        raise SeedError(f"no account {account_id} in this registry")
+    profile = await tx.fetch_one(
+        "SELECT id, name FROM device_profiles WHERE account_id = ? AND is_default = 1",
+        (account_id,),
+    )
+    if profile is None:
+        raise SeedError(f"account {account_id} has no default device settings profile")
+
+    used = await tx.fetch_all(
+        "SELECT virtual_ipv4, virtual_ipv6 FROM registrations WHERE account_id = ?",
+        (account_id,),
+    )
+    ipv6_base = int(ipv6_network(row[0]).network_address)
+    taken = _hosts([r[0] for r in used], socket.AF_INET, int(VIRTUAL_IPV4_NETWORK.network_address))
+    taken |= _hosts([r[1] for r in used], socket.AF_INET6, ipv6_base)
+    free_count = POOL_HOSTS - len({h for h in taken if FIRST_HOST <= h <= POOL_TOP})
+    if wanted > free_count:
+        raise SeedError(
+            f"the account's virtual address pool has {free_count:,} free addresses "
+            f"(of {POOL_HOSTS:,}); cannot seed {wanted:,} registrations"
+        )
+    free = _free_hosts(taken, wanted)
+    return _Account(account_id, ipv6_base, profile[0], profile[1] or "Default", free)
+
+
+def _hosts(addresses: list[str | None], family: socket.AddressFamily, base: int) -> set[int]:
+    hosts = set()
+    for text in addresses:
+        if text is None:
+            continue
+        try:
+            hosts.add(int.from_bytes(socket.inet_pton(family, text), "big") - base)
+        except (OSError, ValueError):  # not an address of the pool's form
+            continue
+    return hosts
+
+
+def _free_hosts(taken: set[int], wanted: int) -> list[int]:
+    """The `wanted` lowest host numbers that neither address family uses yet."""
+    free: list[int] = []
+    host = FIRST_HOST
+    while len(free) < wanted:
+        if host not in taken:
+            free.append(host)
+        host += 1
+    return free
+
+
+async def _write(tx: Transaction, plan: _Plan, progress: Progress | None) -> None:
+    """Users first (registrations reference them), then devices, tags and registrations."""
+    await tx.execute_many(_USER_SQL, plan.users())
+    for devices, tags, registrations in plan.chunks():
+        await tx.execute_many(_DEVICE_SQL, devices)
+        await tx.execute_many(_TAG_SQL, tags)
+        await tx.execute_many(_REGISTRATION_SQL, registrations)
+        if progress is not None:
+            progress(len(registrations))
+
+
+class _Plan:
+    """Makes the rows of one seeding run, deterministically from its RNG."""
+
+    def __init__(self, rng: random.Random, account: _Account, count: int, now: int) -> None:
+        self.rng = rng
+        self.account = account
+        self.count = count
+        self.now = now
+        self.batch = f"{rng.getrandbits(24):06x}"  # keeps emails unique across runs
+        self.device_count = count - count // REENROLL_EVERY
+        self.user_count = max(1, -(-self.device_count // DEVICES_PER_USER))
+        self.user_ids = [_uuid(rng) for _ in range(self.user_count)]
+        self.user_emails: list[str] = []
+        self.user_names: list[str] = []
+        self.first_id: str | None = None
+        self._key = _P256Walk(rng)
+
+    def result(self) -> SeedResult:
+        return SeedResult(
+            self.account.id, self.count, self.device_count, self.user_count, self.first_id
+        )
+
+    def users(self) -> list[tuple[Any, ...]]:
+        rows = []
+        for index, user_id in enumerate(self.user_ids):
+            first, last = _FIRST[index % len(_FIRST)], self.rng.choice(_LAST)
+            group = _GROUPS[index % len(_GROUPS)]
+            domain = "contractors.example.com" if group == "contractors" else "example.com"
+            email = f"{first}.{last}.{self.batch}{index}@{domain}"
+            name = f"{first.title()} {last.title()}"
+            created = self.now - self.rng.randint(120, 400) * DAY_US
+            groups = json.dumps([{"id": f"group-{group}", "name": group}])
+            self.user_emails.append(email)
+            self.user_names.append(name)
+            rows.append((user_id, self.account.id, email, name, groups, created, created))
+        return rows
+
+    def chunks(self) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
+        """(device rows, tag rows, registration rows) per CHUNK registrations.
+
+        A re-enrolled device's two registrations are always in the same chunk.
+        """
+        devices: list[tuple[Any, ...]] = []
+        tags: list[tuple[Any, ...]] = []
+        registrations: list[tuple[Any, ...]] = []
+        device_index = 0
+        index = 0
+        while index < self.count:
+            pair = 2 if index % REENROLL_EVERY == REENROLL_EVERY - 2 else 1
+            pair = min(pair, self.count - index)
+            device, device_tags, regs = self._device(device_index, index, pair)
+            devices.append(device)
+            tags.extend(device_tags)
+            registrations.extend(regs)
+            device_index += 1
+            index += pair
+            if len(registrations) >= CHUNK:
+                yield devices, tags, registrations
+                devices, tags, registrations = [], [], []
+        if registrations:
+            yield devices, tags, registrations
+
+    def _device(
+        self, position: int, first_reg: int, count: int
+    ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """One device with its `count` registrations (the older one revoked when two)."""
+        rng = self.rng
+        device_id = _uuid(rng)
+        if self.first_id is None:
+            self.first_id = device_id
+        platforms = _LAPTOPS if position % 2 == 0 else _PHONES
+        kind, model, maker, os_version, pattern, version = platforms[position % len(platforms)]
+        user = None if rng.random() < SERVICE_TOKEN_SHARE else position // DEVICES_PER_USER
+        email = self.user_emails[user] if user is not None else ""
+        handle = email.split(".")[0] if email else "device"
+        created = self.now - rng.randint(95, 300) * DAY_US
+
+        regs = []
+        reg_created = created + rng.randint(0, DAY_US)
+        for offset in range(count):
+            reg_id = device_id if offset == 0 else _uuid(rng)
+            replaced = offset < count - 1
+            regs.append(self._registration(reg_id, device_id, user, reg_created, first_reg + offset,
+                                           replaced))  # fmt: skip
+            reg_created += rng.randint(1, 30) * DAY_US // 10
+
+        last = max(regs, key=lambda r: r[18])  # most recently seen registration
+        active = sum(1 for r in regs if r[19] is None)
+        tag_map = self._tags(position, kind)
+        device = (
+            device_id, self.account.id, pattern.format(u=handle, tag=f"{rng.getrandbits(24):06X}"),
+            created, created, version, kind, model, maker, f"{rng.getrandbits(64):016X}", None,
+            ":".join(f"{b:02x}" for b in rng.randbytes(6)), os_version, None,
+            base64.urlsafe_b64encode(rng.randbytes(16)).decode()[:22], None,
+            json.dumps(tag_map, separators=(",", ":")), last[18], last[3], last[0], active,
+            version, last[18], _ascii_lower(last[4]),
+        )  # fmt: skip
+        return device, [(device_id, k, v) for k, v in tag_map.items()], regs
+
+    def _registration(
+        self, reg_id: str, device_id: str, user: int | None, created: int, number: int,
+        replaced: bool,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        rng = self.rng
+        masque = rng.random() < MASQUE_SHARE
+        key = self._key.next() if masque else base64.b64encode(rng.randbytes(32)).decode()
+        last_seen = max(self.now - rng.randint(0, 90 * DAY_US - 1), created)
+        revoked = replaced or rng.random() < REVOKED_SHARE
+        revoked_at = last_seen + 1 if revoked else None
+        host = self.account.free_hosts[number]
+        ipv4 = socket.inet_ntop(
+            socket.AF_INET, (int(VIRTUAL_IPV4_NETWORK.network_address) + host).to_bytes(4, "big")
+        )
+        ipv6 = socket.inet_ntop(socket.AF_INET6, (self.account.ipv6_base + host).to_bytes(16, "big"))
+        user_id = self.user_ids[user] if user is not None else None
+        return (
+            reg_id, self.account.id, device_id, user_id,
+            self.user_emails[user] if user is not None else "",
+            self.user_names[user] if user is not None else "",
+            self.account.profile_id, self.account.profile_name, created, key,
+            "secp256r1" if masque else "curve25519", "masque" if masque else "wireguard",
+            "warp", ipv4, ipv6, rng.randbytes(20).hex(), created, revoked_at or created,
+            last_seen, revoked_at, None if user is not None else _uuid(rng), None,
+        )  # fmt: skip
+
+    @staticmethod
+    def _tags(position: int, kind: str) -> dict[str, str]:
+        """Tags as the demo gives them: `os` and `site` on most devices, some `compliance`."""
+        if position % 4 == 3:
+            return {}
+        tags = {"os": kind, "site": _SITES[position % len(_SITES)]}
+        if position % 5 == 0:
+            tags["compliance"] = "pci"
+        return tags
+
+
+class _P256Walk:
+    """Distinct real P-256 public keys: k·G, (k+1)·G, ... (affine point additions)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._x, self._y = _scalar_mult(rng.randrange(2, 2**255))
+
+    def next(self) -> str:
+        self._x, self._y = _add((self._x, self._y), (_GX, _GY))
+        point = b"\x04" + self._x.to_bytes(32, "big") + self._y.to_bytes(32, "big")
+        return base64.b64encode(_SPKI_PREFIX + point).decode()
+
+
+def _add(p: tuple[int, int], q: tuple[int, int]) -> tuple[int, int]:
+    """p + q on P-256 for p != ±q (never met by the walk: k stays far below the order)."""
+    slope = (q[1] - p[1]) * pow(q[0] - p[0], -1, _P) % _P
+    x = (slope * slope - p[0] - q[0]) % _P
+    return x, (slope * (p[0] - x) - p[1]) % _P
+
+
+def _double(p: tuple[int, int]) -> tuple[int, int]:
+    slope = (3 * p[0] * p[0] + _A) * pow(2 * p[1], -1, _P) % _P
+    x = (slope * slope - 2 * p[0]) % _P
+    return x, (slope * (p[0] - x) - p[1]) % _P
+
+
+def _scalar_mult(k: int) -> tuple[int, int]:
+    """k·G by double-and-add (k ≥ 1; run once per seeding run, so speed does not matter)."""
+    result: tuple[int, int] | None = None
+    addend = (_GX, _GY)
+    while k:
+        if k & 1:
+            result = addend if result is None else _add(result, addend)
+        addend = _double(addend)
+        k >>= 1
+    assert result is not None
+    return result
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _ascii_lower(text: str) -> str:
+    """lower() as SQLite and the "C" collation fold: ASCII letters only (devices.py)."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
