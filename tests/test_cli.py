@@ -149,7 +149,7 @@ def test_version() -> None:
 def test_init_json_prints_account_token_and_example(database_url: str) -> None:
     created = init_json(database_url)
 
-    assert set(created) == {"account_id", "api_token", "example_registration_id"}
+    assert set(created) == {"account_id", "api_token", "example_registration_id", "admin_token"}
     assert is_account_id(created["account_id"])
     assert is_uuid(created["example_registration_id"])
     _, planned_account, _ = plan_registry(DEFAULT_SEED, True, now_us())

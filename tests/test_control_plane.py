@@ -328,3 +328,27 @@ async def test_the_journal_keeps_only_the_newest_entries(
 
     _result(await control.put("/journal", json={"size": 0}))
     assert await registry.store.control.journal([], 10_000) == []
+
+
+# --- cost while off ---
+
+
+async def test_with_everything_off_a_get_costs_one_statement(
+    control: httpx.AsyncClient, api: httpx.AsyncClient, registry: Registry
+) -> None:
+    """Journal, faults and rate limit add no store round trip to a request once off."""
+    path = f"{_registrations(registry)}/{registry.fleet.registrations[0].id}"
+    db = registry.store.db
+
+    async def statements() -> int:
+        before = db.query_count
+        assert (await api.get(path)).status_code == 200
+        return db.query_count - before
+
+    assert await statements() == 1
+    _result(await control.put("/journal", json={"size": 10}))
+    rule = _result(await control.post("/faults", json={"status": 500, "path": "/nowhere"}))
+    assert await statements() > 1  # the journal records the request
+    _result(await control.put("/journal", json={"size": 0}))
+    _result(await control.delete(f"/faults/{rule['id']}"))
+    assert await statements() == 1

@@ -49,7 +49,7 @@ REFUSED: list[tuple[str, int, str]] = [
     ('os.name matches "(?=a)b"', 16, "look-around"),
     ('os.name matches "(a)\\1"', 16, "back-references"),
     ('os.name matches "("', 16, "invalid regex"),
-    ('os.name matches "["', 16, "regex has no closing quote"),  # `"` inside [...]
+    ('os.name matches "["', 16, "invalid regex"),  # `"` inside [...]: the [ is unclosed
     ('os.name matches "abc', 16, "regex has no closing quote"),
     ("os.name matches abc", 16, "expected a regex"),
     ('os.name == "a" @', 15, "unexpected character '@'"),

@@ -11,6 +11,7 @@ WARNING and above are flushed at once.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import sys
@@ -72,8 +73,6 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def close(self) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(ValueError):  # the stream may be closed at interpreter exit
             self._flush_now()
-        except ValueError:  # the stream is already closed at interpreter exit
-            pass
         super().close()

@@ -236,7 +236,7 @@ def journal_clear(database: str) -> None:
 @database_option
 @click.option("--method", envvar=_env("JOURNAL_METHOD"), show_envvar=True, help="Only this method.")
 @click.option(
-    "--path", envvar=_env("JOURNAL_PATH"), show_envvar=True, help="Only paths containing this text."
+    "--path", envvar=_env("JOURNAL_PATH"), show_envvar=True, help="Only paths with this text."
 )
 @click.option(
     "--status", type=int, envvar=_env("JOURNAL_STATUS"), show_envvar=True, help="Only this status."

@@ -74,7 +74,8 @@ class ControlPlane:
         try:
             operation, params = self.router.resolve(method, path)
             await self._authenticate(headers)
-            body = await read_body(receive) if method in ("POST", "PUT", "DELETE") else b""
+            has_body = method in ("POST", "PUT", "DELETE")
+            body = await read_body(receive, headers) if has_body else b""
             request = Request(method, path, query_string, headers, body)
             request.path_params = params
             return await operation.handler(request)

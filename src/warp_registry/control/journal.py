@@ -18,6 +18,7 @@ from warp_registry.clock import format_rfc3339
 from warp_registry.errors import ControlRequestInvalid
 from warp_registry.secrets import hash_secret, mask
 from warp_registry.store.database import Row
+from warp_registry.store.list_sql import like_pattern
 
 MAX_BODY_CHARS = 64 * 1024
 DEFAULT_LIST = 100
@@ -95,8 +96,7 @@ def filters_from_query(query: dict[str, list[str]]) -> tuple[list[tuple[str, Any
     if (method := one("method")) is not None:
         where.append(("method = ?", method.upper()))
     if (path := one("path")) is not None:
-        escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(("path LIKE ? ESCAPE '\\'", f"%{escaped}%"))
+        where.append(("path LIKE ? ESCAPE '\\'", like_pattern(path)))
     if (credential := one("credential_id")) is not None:
         where.append(("credential_id = ?", credential))
     if (status := one("status")) is not None:

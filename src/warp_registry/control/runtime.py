@@ -116,7 +116,7 @@ class ControlRuntime:
 
         started = time.perf_counter()
         try:
-            body = await read_body(receive) if method in _BODY_METHODS else b""
+            body = await read_body(receive, headers) if method in _BODY_METHODS else b""
         except ApiError as exc:
             return error_response(exc)
 

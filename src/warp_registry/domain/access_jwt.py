@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from warp_registry.domain.enrollment import UserClaims
+from warp_registry.domain.enrollment import UserClaims, pem_pair
 from warp_registry.errors import (
     AccessJwtAlgorithm,
     AccessJwtExpired,
@@ -84,20 +84,13 @@ def new_signing_key(account_id: str) -> SigningKey:
     public_der = private.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    private_pem, public_pem = pem_pair(private)
     return SigningKey(
         account_id=account_id,
         key_id=hashlib.sha256(public_der).hexdigest(),
         audience=secrets.token_hex(32),  # the shape of an Access application's AUD tag
-        private_pem=private_pem.decode(),
-        public_pem=public_pem.decode(),
+        private_pem=private_pem,
+        public_pem=public_pem,
     )
 
 

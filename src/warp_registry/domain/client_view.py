@@ -9,12 +9,13 @@ ones (our choice, docs/enrollment.md), so the configuration looks like a real on
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 from warp_registry.clock import format_optional, format_rfc3339
 from warp_registry.domain.enrollment import TUNNEL_MASQUE, client_id
-from warp_registry.domain.profiles import client_settings
+from warp_registry.domain.profiles import SETTING_DEFAULTS, client_settings
 
 WIREGUARD_ENDPOINT: dict[str, Any] = {
     "v4": "162.159.192.1:0",
@@ -29,21 +30,17 @@ MASQUE_ENDPOINT: dict[str, Any] = {
     "ports": [443, 500, 1701, 4500, 4443, 8443, 8095],
 }
 
-# What a profile that sets nothing means (api-semantics.md §2.4, the spec's defaults).
+# What a profile that sets nothing means (api-semantics.md §2.4, the spec's defaults):
+# these settings always stand in the client's `policy`, first and in this order. The
+# values are the profiles' own defaults (domain/profiles.py), kept in one place.
+_ALWAYS_SHOWN = (
+    "allow_mode_switch", "allow_updates", "allowed_to_leave", "auto_connect",
+    "captive_portal", "disable_auto_fallback", "exclude_office_ips",
+    "register_interface_ip_with_dns", "sccm_vpn_boundary_support", "service_mode_v2",
+    "support_url", "switch_locked", "tunnel_protocol",
+)  # fmt: skip
 DEFAULT_PROFILE_SETTINGS: dict[str, Any] = {
-    "allow_mode_switch": False,
-    "allow_updates": False,
-    "allowed_to_leave": True,
-    "auto_connect": 0,
-    "captive_portal": 180,
-    "disable_auto_fallback": False,
-    "exclude_office_ips": False,
-    "register_interface_ip_with_dns": True,
-    "sccm_vpn_boundary_support": False,
-    "service_mode_v2": {"mode": "warp"},
-    "support_url": "",
-    "switch_locked": False,
-    "tunnel_protocol": "",
+    key: copy.deepcopy(SETTING_DEFAULTS[key]) for key in _ALWAYS_SHOWN
 }
 
 

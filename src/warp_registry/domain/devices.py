@@ -24,11 +24,12 @@ from warp_registry.clock import format_optional, format_rfc3339
 from warp_registry.domain import listing
 from warp_registry.domain.listing import Page, Position, Query
 from warp_registry.domain.models import REGISTRATION_TYPES, PolicySummary, policy_summary_to_api
-from warp_registry.domain.queries import parse_include
+from warp_registry.domain.queries import check_text, parse_include
 from warp_registry.errors import (
     BODY_FIELD_CHAIN,
     ID_LIST_CHAIN,
     PAGE_CHAIN,
+    SEARCH_CHAIN,
     TAG_CHAIN,
     UUID_CHAIN,
     InvalidJsonBody,
@@ -47,7 +48,13 @@ SORT_ATTRIBUTES: dict[str, str] = {
     "active_registrations": "active_registrations",
     "created_at": "created_at",
 }
-INT_SORTS = frozenset({"last_seen_at", "active_registrations", "created_at"})
+# The integer sort keys and the range of their columns (store/schema.py): times are
+# BIGINT, the registration count INTEGER (32-bit on PostgreSQL). Every other key is text.
+INT_SORTS: dict[str, range] = {
+    "last_seen_at": listing.BIGINT_RANGE,
+    "active_registrations": listing.INTEGER_RANGE,
+    "created_at": listing.BIGINT_RANGE,
+}
 DEFAULT_SORT = "created_at"
 ACTIVE_MODES = ("only", "include", "exclude")
 POLICY_INCLUDE = "last_seen_registration.policy"
@@ -210,6 +217,9 @@ class DeviceListQuery:
 def parse_device_list_query(query: Query) -> DeviceListQuery:
     """Validate every known list parameter; unknown parameters are ignored."""
     email = listing.last(query, "last_seen_user.email")
+    if email:
+        # Free text like `search`, refused with the same chain code when unstorable.
+        check_text("last_seen_user.email", email, SEARCH_CHAIN)
     filters = DeviceFilters(
         ids=listing.uuid_set(query, "id"),
         active_registrations=listing.enum(query, "active_registrations", ACTIVE_MODES, "only"),
@@ -261,6 +271,7 @@ def _tag_filters(query: Query) -> tuple[tuple[str, str], ...]:
         key, colon, value = raw.partition(":")
         if not colon or not key:
             raise InvalidParameters(TAG_CHAIN, f"tag: {raw[:80]!r} is not key:value")
+        check_text("tag", raw, TAG_CHAIN)
         pairs.setdefault((key, value), None)
     if len(pairs) > MAX_TAG_FILTERS:
         raise InvalidParameters(

@@ -22,6 +22,7 @@ import orjson
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from warp_registry.clock import parse_rfc3339
 from warp_registry.errors import (
@@ -191,7 +192,11 @@ def new_wireguard_peer_key() -> tuple[str, str]:
 
 def new_masque_peer_key() -> tuple[str, str]:
     """A server-side P-256 pair: (PKCS#8 PEM private key, SubjectPublicKeyInfo PEM)."""
-    private = ec.generate_private_key(ec.SECP256R1())
+    return pem_pair(ec.generate_private_key(ec.SECP256R1()))
+
+
+def pem_pair(private: PrivateKeyTypes) -> tuple[str, str]:
+    """The key pair as text: (unencrypted PKCS#8 PEM private key, SubjectPublicKeyInfo PEM)."""
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

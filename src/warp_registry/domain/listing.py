@@ -336,8 +336,10 @@ def decode_cursor(
     """
     payload = _cursor_payload(raw)
     _, cursor_sort, cursor_order, fingerprint, value, last_id = payload
-    if not all(isinstance(field, str) for field in (cursor_sort, cursor_order, fingerprint)):
-        raise _malformed_cursor()
+    # Checked before any is echoed in a message: a lone surrogate cannot be written out.
+    for field in (cursor_sort, cursor_order, fingerprint):
+        if type(field) is not str or not is_storable_text(field):
+            raise _malformed_cursor()
 
     if cursor_sort != sort_by or cursor_order != ("desc" if descending else "asc"):
         raise InvalidParameters(
@@ -365,7 +367,7 @@ def _cursor_payload(raw: str) -> list[Any]:
     try:
         decoded = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True)
         payload = json.loads(decoded)
-    except (ValueError, binascii.Error):  # includes bad UTF-8 and bad JSON
+    except (ValueError, binascii.Error, RecursionError):  # bad UTF-8, bad or too deep JSON
         raise _malformed_cursor() from None
 
     if not isinstance(payload, list) or len(payload) != 6 or not _is_version(payload[0]):

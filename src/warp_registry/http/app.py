@@ -123,10 +123,7 @@ class RegistryApp:
         """Route the request and run its handler; any error becomes its envelope."""
         try:
             operation, params = self.router.resolve(method, path)
-            body = b""
-            if method in _BODY_METHODS:
-                refuse_declared_oversize(headers)
-                body = await read_body(receive)
+            body = await read_body(receive, headers) if method in _BODY_METHODS else b""
             request = Request(method, path, query_string, headers, body)
             request.path_params = params
             return await operation.handler(request)
@@ -158,13 +155,6 @@ def combine_repeated_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str
     return headers
 
 
-def refuse_declared_oversize(headers: dict[str, str]) -> None:
-    """Answer 413 at once when Content-Length already says the body is too large."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge(MAX_BODY_BYTES)
-
-
 def error_response(exc: ApiError) -> Response:
     """The error envelope for `exc`, with its status and any headers it carries."""
     headers = list(JSON_HEADERS)
@@ -172,8 +162,15 @@ def error_response(exc: ApiError) -> Response:
     return Response(exc.status, error_body(exc.to_errors()), headers)
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole request body, refused with 413 once it passes MAX_BODY_BYTES."""
+async def read_body(receive: Receive, headers: dict[str, str]) -> bytes:
+    """The whole request body, refused with 413 once it passes MAX_BODY_BYTES.
+
+    A Content-Length that already says so is refused before anything is read.
+    """
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge(MAX_BODY_BYTES)
+
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -20,8 +20,9 @@ from warp_registry.errors import (
     MissingCredentials,
     UnknownGlobalKey,
 )
+from warp_registry.http.request import Request
 from warp_registry.secrets import hash_secret
-from warp_registry.store.sql_store import BearerProbe, GlobalKeyProbe, Probe
+from warp_registry.store.sql_store import BearerProbe, GlobalKeyProbe, Probe, SqlStore
 
 _BEARER = re.compile(r"Bearer ([A-Za-z0-9._~+/=-]{1,512})")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
@@ -86,3 +87,15 @@ def require(probe: Probe, access: Access, *, write: bool) -> None:
         raise AuthenticationError()
     if write and not access.can_write:
         raise AuthenticationError()
+
+
+async def authorised_account(
+    store: SqlStore, request: Request, *, write: bool
+) -> tuple[Probe, str]:
+    """The request's credential and the account of its path, once the credential may
+    read (or, with `write`, write) that account; raises as `require` does otherwise."""
+    probe = read_credentials(request.headers)
+    account_id = request.path_params["account_id"]
+    access = await store.access(probe, account_id)
+    require(probe, access, write=write)
+    return probe, account_id

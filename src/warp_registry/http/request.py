@@ -32,7 +32,7 @@ def parse_query(query_string: str) -> dict[str, list[str]]:
 class Request:
     """One HTTP request, as far as the handlers need it."""
 
-    __slots__ = ("method", "path", "query_string", "headers", "body", "path_params", "_query")
+    __slots__ = ("_query", "body", "headers", "method", "path", "path_params", "query_string")
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ ever sees them out of step.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from warp_registry.clock import now_us
@@ -33,6 +33,7 @@ from warp_registry.domain.devices import (
 from warp_registry.domain.models import PolicySummary
 from warp_registry.domain.records import FleetRecords
 from warp_registry.store.database import Database, Row, Transaction
+from warp_registry.store.list_sql import keyset_page, like_pattern, marks, search_clause
 from warp_registry.store.schema import render
 
 # What `device_from_row` reads, in order. `u`, `lr` and `lp` may be absent: a device
@@ -293,7 +294,7 @@ async def refresh_devices(tx: Transaction, device_ids: Iterable[str]) -> None:
     wanted = sorted(set(device_ids))
     if wanted:
         await tx.execute(
-            f"UPDATE devices SET {_DERIVED_COLUMNS} WHERE id IN ({_marks(wanted)})", wanted
+            f"UPDATE devices SET {_DERIVED_COLUMNS} WHERE id IN ({marks(wanted)})", wanted
         )
 
 
@@ -362,9 +363,7 @@ _SEARCH_COLUMNS = (
     "d.id", "d.name", "d.serial_number", "d.mac_address", "d.model", "d.manufacturer",
     "d.hardware_id", "d.sort_last_seen_email",
 )  # fmt: skip
-_SEARCH_CLAUSE = (
-    "(" + " OR ".join(f"lower({c}{{C}}) LIKE ? ESCAPE '\\'" for c in _SEARCH_COLUMNS) + ")"
-)
+_SEARCH_CLAUSE = search_clause(f"{c}{{C}}" for c in _SEARCH_COLUMNS)
 
 
 def build_device_list_sql(
@@ -376,30 +375,16 @@ def build_device_list_sql(
     than the page holds, so the caller knows whether a next page exists.
     """
     where, params = _device_filters(account_id, query.filters)
-
-    column = _SORT_COLUMNS[query.sort_by]
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        comparison = "<" if query.descending else ">"
-        if column == "d.id":
-            where.append(f"d.id {comparison} ?")
-            params.append(query.after.id)
-        else:
-            # A row-value comparison on plain columns: one index range on both engines.
-            where.append(f"({column}, d.id) {comparison} (?, ?)")
-            params.extend((query.after.value, query.after.id))
-
-    keys = [column] if column == "d.id" else [column, "d.id"]
-    if not _sort_index_leads(query):
-        # Written so that no sort index can serve the order (`|| ''`, `+ 0` change no
-        # value): the few matching rows are found through their own index, then sorted.
-        keys = [f"{key} || ''" if key in _TEXT_SORT_COLUMNS else f"{key} + 0" for key in keys]
-    order = ", ".join(f"{key} {direction}" for key in keys)
-    sql = (
-        f"SELECT {DEVICE_COLUMNS} FROM devices d {DEVICE_JOINS} "
-        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    sql, params = keyset_page(
+        f"SELECT {DEVICE_COLUMNS} FROM devices d {DEVICE_JOINS}",
+        where,
+        params,
+        query,
+        sort_column=_SORT_COLUMNS[query.sort_by],
+        id_column="d.id",
+        index_leads=_sort_index_leads(query),
+        text_columns=_TEXT_SORT_COLUMNS,
     )
-    params.append(query.per_page + 1)
     return render(sql, dialect), params
 
 
@@ -432,7 +417,7 @@ def _device_filters(account_id: str, filters: DeviceFilters) -> tuple[list[str],
         where.append("d.active_registrations + 0 = 0")
 
     if filters.ids:
-        where.append(f"d.id IN ({_marks(filters.ids)})")
+        where.append(f"d.id IN ({marks(filters.ids)})")
         params.extend(filters.ids)
     if filters.has_registration_type is not None:
         where.append(
@@ -448,7 +433,7 @@ def _device_filters(account_id: str, filters: DeviceFilters) -> tuple[list[str],
         params.append(filters.last_seen_policy_id)
     if filters.search is not None:
         where.append(_SEARCH_CLAUSE)
-        params.extend([_like_pattern(filters.search)] * len(_SEARCH_COLUMNS))
+        params.extend([like_pattern(filters.search)] * len(_SEARCH_COLUMNS))
     if filters.seen_after is not None:
         where.append("d.last_seen_at > ?")
         params.append(filters.seen_after)
@@ -462,14 +447,3 @@ def _device_filters(account_id: str, filters: DeviceFilters) -> tuple[list[str],
         )
         params.extend((key, value))
     return where, params
-
-
-def _like_pattern(text: str) -> str:
-    """`%text%` with LIKE's wildcards (and the escape character itself) escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _marks(values: Sequence[Any]) -> str:
-    """`?, ?, ?`: one placeholder per value."""
-    return ", ".join("?" * len(values))

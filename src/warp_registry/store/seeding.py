@@ -24,11 +24,12 @@ The shape of a seeded fleet (our choice, close to the demo fleet's):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import multiprocessing
 import random
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ from warp_registry.store.database import Database, Transaction
 
 DAY_US = 86_400 * 1_000_000
 CHUNK = 20_000  # registrations per executemany batch (and per progress update)
+_QUEUED_CHUNKS = 4  # chunks made ahead of the inserts (bounds the memory they hold)
+_CHILD_TIMEOUT_S = 300  # a chunk takes well under a second; this only catches a dead child
 POOL_TOP = VIRTUAL_IPV4_NETWORK.num_addresses - 2  # last host before broadcast
 POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
 
@@ -121,7 +124,7 @@ class SeedResult:
     first_registration_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Account:
     id: str
     ipv6_base: int
@@ -156,21 +159,24 @@ class FleetSeeder:
         async def work(tx: Transaction) -> SeedResult:
             account = await _load_account(tx, account_id, registrations)
             existing = await tx.fetch_one("SELECT COUNT(*) FROM registrations")
-            rng = random.Random(f"seed:{seed}:{existing[0] if existing else 0}")
-            plan = _Plan(rng, account, registrations, now_us())
-            await self._tune(tx, _SQLITE_SEED_CACHE)
+            rng_seed = f"seed:{seed}:{existing[0] if existing else 0}"
+            plan = _PlanArgs(rng_seed, account, registrations, now_us())
+            sqlite = self._db.dialect == "sqlite"
+            if sqlite:
+                await tx.execute(f"PRAGMA cache_size = {_SQLITE_SEED_CACHE}")
+                await tx.execute("PRAGMA threads = 2")  # index builds sort on two threads
             try:
-                await _write(tx, plan, progress)
+                rebuild = await _drop_indexes(tx) if sqlite else []
+                result = await _write(tx, plan, progress)
+                for sql in rebuild:
+                    await tx.execute(sql)
             finally:
-                await self._tune(tx, _SQLITE_DEFAULT_CACHE)
-            return plan.result()
+                if sqlite:
+                    await tx.execute(f"PRAGMA cache_size = {_SQLITE_DEFAULT_CACHE}")
+                    await tx.execute("PRAGMA threads = 0")
+            return result
 
         return await self._db.write(work)
-
-    async def _tune(self, tx: Transaction, cache_kib: int) -> None:
-        """A large page cache for the bulk insert on SQLite; PostgreSQL needs nothing."""
-        if self._db.dialect == "sqlite":
-            await tx.execute(f"PRAGMA cache_size = {int(cache_kib)}")
 
 
 async def _load_account(tx: Transaction, account_id: str, wanted: int) -> _Account:
@@ -225,15 +231,81 @@ def _free_hosts(taken: set[int], wanted: int) -> list[int]:
     return free
 
 
-async def _write(tx: Transaction, plan: _Plan, progress: Progress | None) -> None:
-    """Users first (registrations reference them), then devices, tags and registrations."""
-    await tx.execute_many(_USER_SQL, plan.users())
-    for devices, tags, registrations in plan.chunks():
-        await tx.execute_many(_DEVICE_SQL, devices)
-        await tx.execute_many(_TAG_SQL, tags)
-        await tx.execute_many(_REGISTRATION_SQL, registrations)
-        if progress is not None:
-            progress(len(registrations))
+@dataclass(frozen=True, slots=True)
+class _PlanArgs:
+    """What the generating process needs to make the rows (picklable)."""
+
+    rng_seed: str
+    account: _Account
+    count: int
+    now: int
+
+
+def _generate(args: _PlanArgs, queue: Any) -> None:
+    """Child process: make the rows and send them in order: users, chunks, the result."""
+    try:
+        plan = _Plan(random.Random(args.rng_seed), args.account, args.count, args.now)
+        queue.put(("users", plan.users()))
+        for chunk in plan.chunks():
+            queue.put(("chunk", chunk))
+        queue.put(("done", plan.result()))
+    except Exception as exc:  # reported to the parent, which fails the seed
+        queue.put(("error", repr(exc)))
+
+
+async def _write(tx: Transaction, args: _PlanArgs, progress: Progress | None) -> SeedResult:
+    """Users first (registrations reference them), then devices, tags and registrations.
+
+    The rows are made in a child process while this one inserts: making them costs about
+    as much CPU as inserting them, and one Python process would run the two on one core.
+    """
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    queue = context.Queue(maxsize=_QUEUED_CHUNKS)
+    child = context.Process(target=_generate, args=(args, queue), daemon=True)
+    child.start()
+    try:
+        while True:
+            kind, payload = await asyncio.to_thread(queue.get, True, _CHILD_TIMEOUT_S)
+            if kind == "error":
+                raise SeedError(f"making the seed's rows failed: {payload}")
+            if kind == "done":
+                return payload  # type: ignore[no-any-return]
+            if kind == "users":
+                await tx.execute_many(_USER_SQL, payload)
+                continue
+            written = await _insert_chunk(tx, payload)
+            if progress is not None:
+                progress(written)
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join(5)
+        queue.close()
+
+
+async def _insert_chunk(tx: Transaction, chunk: tuple[list[tuple[Any, ...]], ...]) -> int:
+    devices, tags, registrations = chunk
+    await tx.execute_many(_DEVICE_SQL, devices)
+    await tx.execute_many(_TAG_SQL, tags)
+    await tx.execute_many(_REGISTRATION_SQL, registrations)
+    return len(registrations)
+
+
+async def _drop_indexes(tx: Transaction) -> list[str]:
+    """SQLite: drop the secondary indexes of the seeded tables; returns their CREATE SQL.
+
+    Building an index once, by sorting, is several times faster than a million random
+    inserts into it. DDL is transactional in SQLite, so readers keep seeing the indexes
+    until the seeding commits, and a unique index that the new rows would break fails
+    its re-creation and rolls the whole seed back.
+    """
+    rows = await tx.fetch_all(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ('users', 'devices', 'registrations', 'device_tags')"
+    )
+    for name, _ in rows:
+        await tx.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in rows]
 
 
 class _Plan:
@@ -307,33 +379,33 @@ class _Plan:
         if self.first_id is None:
             self.first_id = device_id
         platforms = _LAPTOPS if position % 2 == 0 else _PHONES
-        kind, model, maker, os_version, pattern, version = platforms[position % len(platforms)]
+        kind, model, maker, os_version, pattern, version = platforms[position // 2 % len(platforms)]
         user = None if rng.random() < SERVICE_TOKEN_SHARE else position // DEVICES_PER_USER
         email = self.user_emails[user] if user is not None else ""
         handle = email.split(".")[0] if email else "device"
-        created = self.now - rng.randint(95, 300) * DAY_US
+        created = self.now - (95 + int(rng.random() * 206)) * DAY_US
 
         regs = []
-        reg_created = created + rng.randint(0, DAY_US)
+        reg_created = created + int(rng.random() * DAY_US)
         for offset in range(count):
             reg_id = device_id if offset == 0 else _uuid(rng)
             replaced = offset < count - 1
             regs.append(self._registration(reg_id, device_id, user, reg_created, first_reg + offset,
                                            replaced))  # fmt: skip
-            reg_created += rng.randint(1, 30) * DAY_US // 10
+            reg_created += (1 + int(rng.random() * 30)) * DAY_US // 10
 
         last = max(regs, key=lambda r: r[18])  # most recently seen registration
         active = sum(1 for r in regs if r[19] is None)
-        tag_map = self._tags(position, kind)
+        tags_json, tag_pairs = _TAG_TABLE[position % len(_TAG_TABLE)]
         device = (
             device_id, self.account.id, pattern.format(u=handle, tag=f"{rng.getrandbits(24):06X}"),
             created, created, version, kind, model, maker, f"{rng.getrandbits(64):016X}", None,
-            ":".join(f"{b:02x}" for b in rng.randbytes(6)), os_version, None,
+            rng.randbytes(6).hex(":"), os_version, None,
             base64.urlsafe_b64encode(rng.randbytes(16)).decode()[:22], None,
-            json.dumps(tag_map, separators=(",", ":")), last[18], last[3], last[0], active,
+            tags_json, last[18], last[3], last[0], active,
             version, last[18], _ascii_lower(last[4]),
         )  # fmt: skip
-        return device, [(device_id, k, v) for k, v in tag_map.items()], regs
+        return device, [(device_id, k, v) for k, v in tag_pairs], regs
 
     def _registration(
         self, reg_id: str, device_id: str, user: int | None, created: int, number: int,
@@ -342,14 +414,15 @@ class _Plan:
         rng = self.rng
         masque = rng.random() < MASQUE_SHARE
         key = self._key.next() if masque else base64.b64encode(rng.randbytes(32)).decode()
-        last_seen = max(self.now - rng.randint(0, 90 * DAY_US - 1), created)
+        last_seen = max(self.now - int(rng.random() * 90 * DAY_US), created)
         revoked = replaced or rng.random() < REVOKED_SHARE
         revoked_at = last_seen + 1 if revoked else None
         host = self.account.free_hosts[number]
         ipv4 = socket.inet_ntop(
             socket.AF_INET, (int(VIRTUAL_IPV4_NETWORK.network_address) + host).to_bytes(4, "big")
         )
-        ipv6 = socket.inet_ntop(socket.AF_INET6, (self.account.ipv6_base + host).to_bytes(16, "big"))
+        ipv6_bytes = (self.account.ipv6_base + host).to_bytes(16, "big")
+        ipv6 = socket.inet_ntop(socket.AF_INET6, ipv6_bytes)
         user_id = self.user_ids[user] if user is not None else None
         return (
             reg_id, self.account.id, device_id, user_id,
@@ -361,27 +434,66 @@ class _Plan:
             last_seen, revoked_at, None if user is not None else _uuid(rng), None,
         )  # fmt: skip
 
-    @staticmethod
-    def _tags(position: int, kind: str) -> dict[str, str]:
-        """Tags as the demo gives them: `os` and `site` on most devices, some `compliance`."""
-        if position % 4 == 3:
-            return {}
-        tags = {"os": kind, "site": _SITES[position % len(_SITES)]}
-        if position % 5 == 0:
-            tags["compliance"] = "pci"
-        return tags
+
+def _tags(position: int) -> dict[str, str]:
+    """Tags as the demo gives them: `os` and `site` on most devices, some `compliance`."""
+    if position % 4 == 3:
+        return {}
+    platforms = _LAPTOPS if position % 2 == 0 else _PHONES
+    kind = platforms[position // 2 % len(platforms)][0]
+    tags = {"os": kind, "site": _SITES[position % len(_SITES)]}
+    if position % 5 == 0:
+        tags["compliance"] = "pci"
+    return tags
+
+
+# A device's tags depend only on its position modulo 60 (the periods 2, 3, 4 and 5 above):
+# made once, as the JSON the API shows and as the (key, value) rows the filter reads.
+_TAG_TABLE = [
+    (json.dumps(tags, separators=(",", ":")), list(tags.items()))
+    for tags in (_tags(position) for position in range(60))
+]
 
 
 class _P256Walk:
-    """Distinct real P-256 public keys: k·G, (k+1)·G, ... (affine point additions)."""
+    """Distinct real P-256 public keys: (k+1)·G, (k+2)·G, ... for a random k.
+
+    Made `_BATCH` at a time as base + j·G (j = 1.._BATCH, a table made once), sharing one
+    modular inversion among the batch (Montgomery's trick): a few microseconds per key
+    instead of tens for a fresh private key.
+    """
 
     def __init__(self, rng: random.Random) -> None:
-        self._x, self._y = _scalar_mult(rng.randrange(2, 2**255))
+        self._base = _scalar_mult(rng.randrange(2, 2**255))
+        self._ready: list[str] = []
 
     def next(self) -> str:
-        self._x, self._y = _add((self._x, self._y), (_GX, _GY))
-        point = b"\x04" + self._x.to_bytes(32, "big") + self._y.to_bytes(32, "big")
-        return base64.b64encode(_SPKI_PREFIX + point).decode()
+        if not self._ready:
+            self._ready = self._batch()
+        return self._ready.pop()
+
+    def _batch(self) -> list[str]:
+        bx, by = self._base
+        diffs = [(tx - bx) % _P for tx, _ in _MULTIPLES]
+        prefix = []
+        product = 1
+        for d in diffs:
+            prefix.append(product)
+            product = product * d % _P
+        inverse = pow(product, -1, _P)
+        keys = []
+        for index in range(len(diffs) - 1, -1, -1):
+            inv = inverse * prefix[index] % _P
+            inverse = inverse * diffs[index] % _P
+            tx, ty = _MULTIPLES[index]
+            slope = (ty - by) * inv % _P
+            x = (slope * slope - bx - tx) % _P
+            y = (slope * (bx - x) - by) % _P
+            if index == len(diffs) - 1:
+                self._base = (x, y)  # base + _BATCH·G: where the next batch starts
+            point = b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+            keys.append(base64.b64encode(_SPKI_PREFIX + point).decode())
+        return keys
 
 
 def _add(p: tuple[int, int], q: tuple[int, int]) -> tuple[int, int]:
@@ -410,8 +522,28 @@ def _scalar_mult(k: int) -> tuple[int, int]:
     return result
 
 
+def _multiples(count: int) -> list[tuple[int, int]]:
+    """G, 2·G, ..., count·G."""
+    points = [(_GX, _GY)]
+    points.append(_double(points[0]))
+    while len(points) < count:
+        points.append(_add(points[-1], points[0]))
+    return points
+
+
+_BATCH = 256
+_MULTIPLES = _multiples(_BATCH)
+
+
 def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    """A random version-4 UUID string (as uuid.UUID would print it, at a third of its cost)."""
+    n = rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def _ascii_lower(text: str) -> str:

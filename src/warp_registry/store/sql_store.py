@@ -20,6 +20,7 @@ from warp_registry.store.control import ControlStore
 from warp_registry.store.database import Database, Row, Transaction
 from warp_registry.store.devices import DeviceStore, after_fleet_insert, refresh_devices
 from warp_registry.store.enrollment import EnrollmentStore
+from warp_registry.store.list_sql import keyset_page, like_pattern, marks, search_clause
 from warp_registry.store.profiles import ProfileStore
 from warp_registry.store.schema import LATEST_VERSION, MIGRATIONS, render
 from warp_registry.store.seeding import FleetSeeder
@@ -369,7 +370,7 @@ class SqlStore:
         ids unknown to the account are ignored.
         """
         sql = (
-            f"DELETE FROM registrations WHERE account_id = ? AND id IN ({_marks(registration_ids)})"
+            f"DELETE FROM registrations WHERE account_id = ? AND id IN ({marks(registration_ids)})"
         )
         return await self._write_registrations(
             probe, account_id, lambda now: (sql, (account_id, *registration_ids))
@@ -385,7 +386,7 @@ class SqlStore:
         """
         sql = (
             "UPDATE registrations SET revoked_at = ?, updated_at = ? "
-            f"WHERE account_id = ? AND id IN ({_marks(registration_ids)}) "
+            f"WHERE account_id = ? AND id IN ({marks(registration_ids)}) "
             "AND revoked_at IS NULL"
         )
         return await self._write_registrations(
@@ -398,7 +399,7 @@ class SqlStore:
         """Clear `revoked_at` of the revoked ones among `registration_ids`, bumping `updated_at`."""
         sql = (
             "UPDATE registrations SET revoked_at = NULL, updated_at = ? "
-            f"WHERE account_id = ? AND id IN ({_marks(registration_ids)}) "
+            f"WHERE account_id = ? AND id IN ({marks(registration_ids)}) "
             "AND revoked_at IS NOT NULL"
         )
         return await self._write_registrations(
@@ -516,7 +517,7 @@ _TEXT_SORT_COLUMNS = frozenset({"r.id", "r.user_name", "r.user_email"})
 # collation columns of PostgreSQL: folding the pattern the same way keeps both engines in
 # agreement.
 _SEARCH_COLUMNS = ("r.id", "r.device_id", "d.name", "r.user_email", "r.user_name")
-_SEARCH_CLAUSE = "(" + " OR ".join(f"lower({c}) LIKE ? ESCAPE '\\'" for c in _SEARCH_COLUMNS) + ")"
+_SEARCH_CLAUSE = search_clause(_SEARCH_COLUMNS)
 
 
 def build_list_sql(account_id: str, query: ListQuery) -> tuple[str, list[Any]]:
@@ -526,29 +527,16 @@ def build_list_sql(account_id: str, query: ListQuery) -> tuple[str, list[Any]]:
     row more than the page holds, so the caller knows whether a next page exists.
     """
     where, params = _list_filters(account_id, query.filters)
-
-    column = _SORT_COLUMNS[query.sort_by]
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        comparison = "<" if query.descending else ">"
-        if column == "r.id":
-            where.append(f"r.id {comparison} ?")
-            params.append(query.after.id)
-        else:
-            # A row-value comparison: both engines turn it into one index range.
-            where.append(f"({column}, r.id) {comparison} (?, ?)")
-            params.extend((query.after.value, query.after.id))
-
-    keys = [column] if column == "r.id" else [column, "r.id"]
-    if not _sort_index_leads(query):
-        keys = [_not_indexed(key) for key in keys]
-    order = ", ".join(f"{key} {direction}" for key in keys)
-    sql = (
-        f"SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS} "
-        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+    return keyset_page(
+        f"SELECT {REGISTRATION_COLUMNS} FROM registrations r {REGISTRATION_JOINS}",
+        where,
+        params,
+        query,
+        sort_column=_SORT_COLUMNS[query.sort_by],
+        id_column="r.id",
+        index_leads=_sort_index_leads(query),
+        text_columns=_TEXT_SORT_COLUMNS,
     )
-    params.append(query.per_page + 1)
-    return sql, params
 
 
 def _sort_index_leads(query: ListQuery) -> bool:
@@ -566,15 +554,6 @@ def _sort_index_leads(query: ListQuery) -> bool:
     if filters.user_ids:
         return len(filters.user_ids) == 1 and query.sort_by == "created_at"
     return True
-
-
-def _not_indexed(column: str) -> str:
-    """The same sort key, written so that no index can provide the order.
-
-    `+ 0` and `|| ''` change no value and no collation; they only take the plan that walks
-    a sort index away from the planner (see `_sort_index_leads`).
-    """
-    return f"{column} || ''" if column in _TEXT_SORT_COLUMNS else f"{column} + 0"
 
 
 def _list_filters(account_id: str, filters: Filters) -> tuple[list[str], list[Any]]:
@@ -599,12 +578,12 @@ def _list_filters(account_id: str, filters: Filters) -> tuple[list[str], list[An
 
     for column, values in (("r.id", filters.ids), ("r.user_id", filters.user_ids)):
         if values:
-            where.append(f"{column} IN ({_marks(values)})")
+            where.append(f"{column} IN ({marks(values)})")
             params.extend(values)
 
     if filters.search is not None:
         where.append(_SEARCH_CLAUSE)
-        params.extend([_like_pattern(filters.search)] * len(_SEARCH_COLUMNS))
+        params.extend([like_pattern(filters.search)] * len(_SEARCH_COLUMNS))
     if filters.seen_after is not None:
         where.append("r.last_seen_at > ?")
         params.append(filters.seen_after)
@@ -612,14 +591,3 @@ def _list_filters(account_id: str, filters: Filters) -> tuple[list[str], list[An
         where.append("r.last_seen_at < ?")
         params.append(filters.seen_before)
     return where, params
-
-
-def _like_pattern(text: str) -> str:
-    """`%text%` with LIKE's wildcards (and the escape character itself) escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _marks(values: Sequence[Any]) -> str:
-    """`?, ?, ?`: one placeholder per value."""
-    return ", ".join("?" * len(values))

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from warp_registry.domain.match.errors import MatchSyntaxError
+from warp_registry.domain.match.patterns import RegexRejected, compile_pattern
 
 NAME = "name"  # a selector, keyword or function name: letters, digits, `_`, `.`
 STRING = "string"
@@ -161,7 +162,30 @@ def _regex_literal(text: str, start: int) -> Token:
             in_class = False
         out.append(char)
         pos += 1
+    if in_class:
+        _refuse_unclosed_class(text, start)
     raise MatchSyntaxError("regex has no closing quote", start)
+
+
+def _refuse_unclosed_class(text: str, start: int) -> None:
+    """Explain a regex literal that ran off the end inside a `[`: its regex is invalid.
+
+    `"["` never closes because its `"` counts as part of the class. Read without that
+    rule, the literal is a regex with an unterminated `[`, and that is the real mistake,
+    so report the regex engine's complaint (with its offset) rather than a missing quote.
+    """
+    out: list[str] = []
+    pos = start + 1
+    while pos < len(text) and text[pos] != '"':
+        step = 2 if text[pos] == "\\" else 1
+        out.append(text[pos : pos + step])
+        pos += step
+    if pos >= len(text):
+        return  # no quote at all: it really has no closing quote
+    try:
+        compile_pattern("".join(out))
+    except RegexRejected as exc:
+        raise MatchSyntaxError(str(exc), start) from None
 
 
 def _raw_string(text: str, start: int) -> Token:

@@ -12,6 +12,8 @@ to work, as Cloudflare documents.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from warp_registry.clock import now_us
 from warp_registry.domain.devices import (
     device_to_api,
@@ -27,11 +29,15 @@ from warp_registry.domain.devices import (
 )
 from warp_registry.domain.override_codes import override_codes
 from warp_registry.errors import ApiError, DeviceNotFound, LegacyEndpointUnsupported
-from warp_registry.http.auth import read_credentials, require
+from warp_registry.http.auth import authorised_account, require
 from warp_registry.http.context import AppContext
+from warp_registry.http.handlers.registrations import BatchWrite
 from warp_registry.http.request import Request, Response, ok
 from warp_registry.http.routing import Handler
 from warp_registry.store.sql_store import Probe
+
+# A store write on one device of the account: (account id, device id) -> found.
+DeviceWrite = Callable[[str, str], Awaitable[bool]]
 
 # RFC 9745 `Deprecation` (a structured date: the end of life Cloudflare announced,
 # 2025-11-11T00:00:00Z) and an RFC 8288 link to Cloudflare's deprecation notice.
@@ -48,10 +54,7 @@ class PhysicalDeviceHandlers:
 
     async def _account(self, request: Request, *, write: bool) -> str:
         """The account of the path, once the request's credential may use it."""
-        probe = read_credentials(request.headers)
-        account_id = request.path_params["account_id"]
-        access = await self.context.store.access(probe, account_id)
-        require(probe, access, write=write)
+        _, account_id = await authorised_account(self.context.store, request, write=write)
         return account_id
 
     async def list(self, request: Request) -> Response:
@@ -93,23 +96,17 @@ class PhysicalDeviceHandlers:
 
     async def delete(self, request: Request) -> Response:
         """Delete the device and all of its registrations."""
-        account_id = await self._account(request, write=True)
-
-        deleted = await self.context.store.devices.delete_device(
-            account_id, request.path_params["device_id"]
-        )
-
-        if not deleted:
-            raise DeviceNotFound()
-        return ok(None)
+        return await self._device_write(request, self.context.store.devices.delete_device)
 
     async def revoke(self, request: Request) -> Response:
         """Revoke every active registration of the device."""
+        return await self._device_write(request, self.context.store.devices.revoke_device)
+
+    async def _device_write(self, request: Request, write: DeviceWrite) -> Response:
+        """Run a write on the path's device; 404 when the account has no such device."""
         account_id = await self._account(request, write=True)
 
-        found = await self.context.store.devices.revoke_device(
-            account_id, request.path_params["device_id"]
-        )
+        found = await write(account_id, request.path_params["device_id"])
 
         if not found:
             raise DeviceNotFound()
@@ -140,10 +137,7 @@ class LegacyDeviceHandlers:
     async def _account(self, request: Request, *, write: bool) -> tuple[Probe, str]:
         """The credential and the account, once the credential may use the account and
         the account is not in multi-user mode."""
-        probe = read_credentials(request.headers)
-        account_id = request.path_params["account_id"]
-        access = await self.context.store.access(probe, account_id)
-        require(probe, access, write=write)
+        probe, account_id = await authorised_account(self.context.store, request, write=write)
         if await self.context.store.devices.multi_user(account_id):
             raise LegacyEndpointUnsupported()
         return probe, account_id
@@ -184,24 +178,18 @@ class LegacyDeviceHandlers:
 
     async def revoke(self, request: Request) -> Response:
         """Revoke the registrations a JSON array body names; unknown ids are ignored."""
-        registration_ids = parse_legacy_ids(request.body)
-        probe, account_id = await self._account(request, write=True)
-
-        access, _ = await self.context.store.revoke_registrations(
-            probe, account_id, registration_ids
-        )
-
-        require(probe, access, write=True)
-        return ok(None)
+        return await self._batch(request, self.context.store.revoke_registrations)
 
     async def unrevoke(self, request: Request) -> Response:
         """Unrevoke the registrations a JSON array body names; unknown ids are ignored."""
+        return await self._batch(request, self.context.store.unrevoke_registrations)
+
+    async def _batch(self, request: Request, write_batch: BatchWrite) -> Response:
+        """Run one batch write on the registrations a JSON array body names."""
         registration_ids = parse_legacy_ids(request.body)
         probe, account_id = await self._account(request, write=True)
 
-        access, _ = await self.context.store.unrevoke_registrations(
-            probe, account_id, registration_ids
-        )
+        access, _ = await write_batch(probe, account_id, registration_ids)
 
         require(probe, access, write=True)
         return ok(None)

@@ -29,7 +29,7 @@ from warp_registry.domain.profiles import (
     with_list,
 )
 from warp_registry.errors import ProfileNotFound
-from warp_registry.http.auth import read_credentials, require
+from warp_registry.http.auth import authorised_account
 from warp_registry.http.context import AppContext
 from warp_registry.http.request import Request, Response, ok
 from warp_registry.http.routing import Handler
@@ -136,10 +136,7 @@ class ProfileHandlers:
 
     async def _authorised(self, request: Request, *, write: bool) -> str:
         """The account id of the path, once the credential may read (or write) it."""
-        probe = read_credentials(request.headers)
-        account_id = request.path_params["account_id"]
-        access = await self.context.store.access(probe, account_id)
-        require(probe, access, write=write)
+        _, account_id = await authorised_account(self.context.store, request, write=write)
         return account_id
 
 

@@ -6,17 +6,24 @@ Query parameters are validated before the store is asked anything (domain/listin
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
 from warp_registry.clock import now_us
 from warp_registry.domain.listing import paginate, parse_batch_ids, parse_list_query
-from warp_registry.domain.models import registration_to_api
+from warp_registry.domain.models import Access, registration_to_api
 from warp_registry.domain.override_codes import override_codes
 from warp_registry.domain.queries import parse_include
 from warp_registry.errors import RegistrationNotFound
 from warp_registry.http.auth import read_credentials, require
 from warp_registry.http.context import AppContext
 from warp_registry.http.request import Request, Response, ok
+from warp_registry.store.sql_store import Probe
 
 REGISTRATION_INCLUDES = frozenset({"policy"})
+
+# A store write over a batch of the account's registrations (delete, revoke, unrevoke):
+# (credential, account id, registration ids) -> (access, rows changed).
+BatchWrite = Callable[[Probe, str, Sequence[str]], Awaitable[tuple[Access, int]]]
 
 
 class RegistrationHandlers:
@@ -68,36 +75,22 @@ class RegistrationHandlers:
 
     async def bulk_delete(self, request: Request) -> Response:
         """Delete up to 200 registrations (`?id=a&id=b`); unknown ids are ignored."""
-        registration_ids = parse_batch_ids(request.query)
-        probe = read_credentials(request.headers)
-
-        access, _ = await self.context.store.delete_registrations(
-            probe, request.path_params["account_id"], registration_ids
-        )
-
-        require(probe, access, write=True)
-        return ok(None)
+        return await self._batch(request, self.context.store.delete_registrations)
 
     async def revoke(self, request: Request) -> Response:
         """Revoke up to 200 registrations (`?id=a&id=b`, empty body)."""
-        registration_ids = parse_batch_ids(request.query)
-        probe = read_credentials(request.headers)
-
-        access, _ = await self.context.store.revoke_registrations(
-            probe, request.path_params["account_id"], registration_ids
-        )
-
-        require(probe, access, write=True)
-        return ok(None)
+        return await self._batch(request, self.context.store.revoke_registrations)
 
     async def unrevoke(self, request: Request) -> Response:
         """Unrevoke up to 200 registrations (`?id=a&id=b`, empty body)."""
+        return await self._batch(request, self.context.store.unrevoke_registrations)
+
+    async def _batch(self, request: Request, write_batch: BatchWrite) -> Response:
+        """Run one batch write on the ids of `?id=a&id=b`; unknown ids are ignored."""
         registration_ids = parse_batch_ids(request.query)
         probe = read_credentials(request.headers)
 
-        access, _ = await self.context.store.unrevoke_registrations(
-            probe, request.path_params["account_id"], registration_ids
-        )
+        access, _ = await write_batch(probe, request.path_params["account_id"], registration_ids)
 
         require(probe, access, write=True)
         return ok(None)
