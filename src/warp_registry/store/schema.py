@@ -258,6 +258,15 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX journal_at ON journal (at, id)",
     ],
+    # 6: enrollment finds the device by serial number or install id, oldest first. With
+    # (created_at, id) in the index, the lookup and its ORDER BY are one index range;
+    # without it SQLite may walk the account's devices in created_at order instead.
+    [
+        "DROP INDEX devices_serial",
+        "CREATE INDEX devices_serial ON devices (account_id, serial_number, created_at, id)",
+        "DROP INDEX devices_install",
+        "CREATE INDEX devices_install ON devices (account_id, install_id, created_at, id)",
+    ],
 ]
 
 
