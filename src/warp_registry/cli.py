@@ -282,11 +282,12 @@ def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
 @main.command("seed-registrations")
 @database_option
 @click.option("--registrations", "count", required=True, type=click.IntRange(min=1),
+              envvar=_env("REGISTRATIONS"), show_envvar=True,
               help="How many registrations to add (with their devices and users).")
 @click.option("--account", envvar=_env("ACCOUNT"), show_envvar=True,
               help="Account id; may be left out when the registry holds a single account.")
 @click.option("--seed", "rng_seed", default=DEFAULT_SEED, show_default=True, type=int,
-              help="Seed of the generated fleet.")
+              envvar=_env("SEED"), show_envvar=True, help="Seed of the generated fleet.")
 def seed_registrations(database: str, count: int, account: str | None, rng_seed: int) -> None:
     """Add COUNT realistic registrations to an initialised registry, in one transaction.
 

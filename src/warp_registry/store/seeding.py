@@ -1,11 +1,13 @@
-"""Bulk seeding: add many realistic registrations to an account, fast (`warp-registry seed`).
+"""Bulk seeding: many realistic registrations at once (`warp-registry seed-registrations`).
 
 `FleetSeeder.seed` writes users, devices, device tags and registrations with `executemany`
 in large chunks inside ONE transaction, so a reader sees either none or all of them. Rows
 are made as plain tuples (no record objects) and each device's derived list columns
 (`active_registrations` and the sort keys, see store/devices.py) are computed here as the
 rows are made, the way `refresh_devices` would compute them; no UPDATE pass over a
-million devices is needed.
+million devices is needed. On SQLite the secondary indexes of the four tables are dropped
+for the inserts and rebuilt before the commit (still inside the transaction), and the
+rows are made by a child process while this one inserts.
 
 The shape of a seeded fleet (our choice, close to the demo fleet's):
 
@@ -154,6 +156,8 @@ class FleetSeeder:
 
         `progress(n)` is called after each chunk with the number of registrations written
         by it. Raises SeedError, writing nothing, when the account's pool cannot hold them.
+        The rows are made in a spawned child process, so a script calling this needs the
+        usual `if __name__ == "__main__":` guard around its entry point.
         """
 
         async def work(tx: Transaction) -> SeedResult:
