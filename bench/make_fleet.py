@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from warp_registry.bootstrap import plan_registry
 from warp_registry.clock import now_us
-from warp_registry.demo import DAY_US, DEFAULT_PROFILE_NAME, VIRTUAL_IPV4_POOL
+from warp_registry.demo import DAY_US, DEFAULT_PROFILE_NAME
+from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK
 from warp_registry.domain.records import (
     DeviceRecord,
     FleetRecords,
@@ -82,7 +83,7 @@ def build_records(registrations: int, seed: int, anchor_us: int) -> tuple[FleetR
 
     # Virtual IPs continue after the demo's, so they stay unique in the account.
     first_host = 2 + len(fleet.registrations)
-    if first_host + registrations >= VIRTUAL_IPV4_POOL.num_addresses:
+    if first_host + registrations >= VIRTUAL_IPV4_NETWORK.num_addresses:
         raise ValueError("more registrations than the virtual IPv4 pool holds")
 
     extra_ids: list[str] = []
@@ -157,7 +158,7 @@ def _registration(
         key_type="secp256r1" if masque else "curve25519",
         tunnel_type="masque" if masque else "wireguard",
         registration_type="warp",
-        virtual_ipv4=str(VIRTUAL_IPV4_POOL.network_address + host),
+        virtual_ipv4=str(VIRTUAL_IPV4_NETWORK.network_address + host),
         virtual_ipv6=_ipv6(ipv6_prefix, host),
         override_secret=rng.randbytes(20).hex(),
         created_at=created,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK
 from warp_registry.domain.profiles import Candidate, choose_profile, facts_for
 from warp_registry.domain.records import (
     DeviceRecord,
@@ -29,14 +30,15 @@ from warp_registry.domain.records import (
 )
 
 DAY_US = 86_400 * 1_000_000
-VIRTUAL_IPV4_POOL = ipaddress.IPv4Network("100.96.0.0/12")
 
-_FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-          "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma", "victor",
-          "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri", "esme"]  # fmt: skip
-_LAST = ["smith", "garcia", "nguyen", "kowalski", "okafor", "tanaka", "muller", "rossi",
-         "haddad", "silva", "novak", "jensen"]  # fmt: skip
-_GROUPS = ["engineering", "sales", "support", "finance", "contractors"]
+# Names and groups of demo users; `store/seeding.py` draws large fleets from them too.
+FIRST_NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan",
+               "judy", "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma",
+               "victor", "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri",
+               "esme"]  # fmt: skip
+LAST_NAMES = ["smith", "garcia", "nguyen", "kowalski", "okafor", "tanaka", "muller", "rossi",
+              "haddad", "silva", "novak", "jensen"]  # fmt: skip
+GROUPS = ["engineering", "sales", "support", "finance", "contractors"]
 _PLATFORMS = [
     # device_type, model, manufacturer, os_version, name pattern, client_version prefix
     ("mac", "MacBookPro18,3", "Apple Inc.", "15.6.1", "{u}-MacBook-Pro", "2026.7.1377.0"),
@@ -173,9 +175,9 @@ def _profiles(
 def _users(rng: random.Random, account_id: str, now: int, count: int) -> list[UserRecord]:
     users = []
     for index in range(count):
-        first = _FIRST[index % len(_FIRST)]
-        last = rng.choice(_LAST)
-        group = _GROUPS[index % len(_GROUPS)]
+        first = FIRST_NAMES[index % len(FIRST_NAMES)]
+        last = rng.choice(LAST_NAMES)
+        group = GROUPS[index % len(GROUPS)]
         domain = "contractors.example.com" if group == "contractors" else "example.com"
         created = now - rng.randint(120, 400) * DAY_US
         users.append(
@@ -255,7 +257,7 @@ class _Allocator:
     def next_pair(self) -> tuple[str, str]:
         host = self._next
         self._next += 1
-        ipv4 = str(VIRTUAL_IPV4_POOL.network_address + host)
+        ipv4 = str(VIRTUAL_IPV4_NETWORK.network_address + host)
         ipv6 = str(ipaddress.IPv6Address(f"{self._ipv6_prefix}::{host:x}"))
         return ipv4, ipv6
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from warp_registry.clock import now_us
+from warp_registry.demo import FIRST_NAMES, GROUPS, LAST_NAMES
 from warp_registry.domain.enrollment import FIRST_HOST, VIRTUAL_IPV4_NETWORK, ipv6_network
 from warp_registry.store.database import Database, Transaction
 
@@ -59,12 +60,6 @@ DEVICES_PER_USER = 2
 _SQLITE_SEED_CACHE = -1_048_576
 _SQLITE_DEFAULT_CACHE = -2_000
 
-_FIRST = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-          "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma", "victor",
-          "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri", "esme"]  # fmt: skip
-_LAST = ["smith", "garcia", "nguyen", "kowalski", "okafor", "tanaka", "muller", "rossi",
-         "haddad", "silva", "novak", "jensen"]  # fmt: skip
-_GROUPS = ["engineering", "sales", "support", "finance", "contractors"]
 _SITES = ["berlin", "lisbon", "austin"]
 # device_type, model, manufacturer, os_version, name pattern, client_version; laptops at
 # even device positions and phones at odd ones, so each user has one of each.
@@ -337,8 +332,8 @@ class _Plan:
     def users(self) -> list[tuple[Any, ...]]:
         rows = []
         for index, user_id in enumerate(self.user_ids):
-            first, last = _FIRST[index % len(_FIRST)], self.rng.choice(_LAST)
-            group = _GROUPS[index % len(_GROUPS)]
+            first, last = FIRST_NAMES[index % len(FIRST_NAMES)], self.rng.choice(LAST_NAMES)
+            group = GROUPS[index % len(GROUPS)]
             domain = "contractors.example.com" if group == "contractors" else "example.com"
             email = f"{first}.{last}.{self.batch}{index}@{domain}"
             name = f"{first.title()} {last.title()}"
