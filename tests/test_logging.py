@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import logging.handlers
 import re
 import uuid
 
@@ -11,6 +13,7 @@ import pytest
 
 from tests.conftest import Registry
 from warp_registry.ids import new_uuid
+from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler
 from warp_registry.secrets import hash_secret, new_global_key
 
 ACCESS = "warp_registry.access"
@@ -129,3 +132,62 @@ async def test_a_500_logs_exactly_one_traceback(
     (line,) = _access_lines(logs)
     assert line["status"] == "500"
     assert line["rid"] in tracebacks[0].getMessage()
+
+
+def _server_style_logger(name: str) -> tuple[logging.Logger, io.StringIO, BufferedStderrHandler]:
+    """A logger set up as `logging_config` sets up "warp_registry", writing to a string."""
+    stream = io.StringIO()
+    handler = BufferedStderrHandler(stream)
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    parent = logging.getLogger(name)
+    parent.handlers = [handler]
+    parent.propagate = False
+    parent.setLevel(logging.INFO)
+    return parent, stream, handler
+
+
+def test_direct_access_line_is_what_the_formatter_writes() -> None:
+    parent, stream, handler = _server_style_logger("wr_direct_case")
+    log = AccessLog("wr_direct_case.access")
+    try:
+        assert log._direct_handler() is handler
+        log.write("GET", "/a?b=1", 200, 1.234, "00ff00ff00000001")
+        direct = stream.getvalue()
+
+        record = log.logger.makeRecord(
+            log.logger.name, logging.INFO, __file__, 1,
+            "%s %s %d %.2fms rid=%s", ("GET", "/a?b=1", 200, 1.234, "00ff00ff00000001"), None,
+        )  # fmt: skip
+        expected = logging.Formatter(LINE_FORMAT).format(record) + "\n"
+        stamp = len("2026-01-01 00:00:00,000")
+        assert direct[stamp:] == expected[stamp:]
+        assert log.asctime(record.created) == expected[:stamp]
+        for moment in (0.0, 1.999, 1_780_000_000.0005, 1_780_000_000.5):
+            record.created, record.msecs = moment, int((moment - int(moment)) * 1000)
+            assert log.asctime(moment) == logging.Formatter().formatTime(record)
+    finally:
+        handler.close()
+
+
+def test_another_handler_or_format_takes_the_logging_path() -> None:
+    parent, stream, handler = _server_style_logger("wr_direct_other")
+    log = AccessLog("wr_direct_other.access")
+    try:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        assert log._direct_handler() is None
+        log.write("GET", "/x", 404, 0.5, "00ff00ff00000002")
+        assert stream.getvalue() == "GET /x 404 0.50ms rid=00ff00ff00000002\n"
+
+        handler.setFormatter(logging.Formatter(LINE_FORMAT))
+        capture = logging.handlers.BufferingHandler(10)
+        log.logger.addHandler(capture)
+        assert log._direct_handler() is None
+        log.write("GET", "/y", 200, 0.5, "00ff00ff00000003")
+        assert [r.getMessage() for r in capture.buffer] == ["GET /y 200 0.50ms rid=00ff00ff00000003"]
+        log.logger.removeHandler(capture)
+
+        parent.setLevel(logging.WARNING)
+        log.write("GET", "/z", 200, 0.5, "00ff00ff00000004")
+        assert "/z" not in stream.getvalue()
+    finally:
+        handler.close()

@@ -38,7 +38,7 @@ from warp_registry.http.app import RegistryApp
 from warp_registry.http.context import AppContext
 from warp_registry.secrets import hash_secret
 from warp_registry.store import open_store
-from warp_registry.store.database import StoreUnavailable
+from warp_registry.store.database import StoreUnavailable, Transaction
 from warp_registry.store.schema import LATEST_VERSION
 from warp_registry.store.sql_store import BearerProbe, GlobalKeyProbe, SqlStore
 
@@ -248,6 +248,44 @@ async def test_dropped_connections_are_replaced_unnoticed(postgres_url: str) -> 
         assert changed == 1
         found = await store.find_registration(created.account_id, registration_id)
         assert found is not None and found.revoked_at is not None
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_read_is_one_round_trip_and_an_aborted_write_leaves_no_transaction(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool must not send asyncpg's RESET ALL/UNLISTEN/... after every read."""
+    import asyncpg
+
+    resets: list[str] = []
+    original = asyncpg.Connection.reset
+
+    async def spy(self: asyncpg.Connection, *, timeout: float | None = None) -> None:
+        resets.append("reset")
+        await original(self, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "reset", spy)
+    store = await open_store(postgres_url)
+    try:
+        created = await initialise(store)
+        registration_id = created.example_registration_id
+        assert registration_id is not None
+        for _ in range(5):
+            assert await store.find_registration(created.account_id, registration_id)
+
+        async def fail(tx: Transaction) -> None:
+            await tx.execute("UPDATE accounts SET name = 'x' WHERE id = ?", (created.account_id,))
+            raise RuntimeError("abandoned")
+
+        with pytest.raises(RuntimeError):
+            await store.db.write(fail)
+        account = await store.db.fetch_one(
+            "SELECT name FROM accounts WHERE id = ?", (created.account_id,)
+        )
+        assert account is not None and account[0] != "x"
+        assert resets == []
     finally:
         await store.close()
 

@@ -6,6 +6,12 @@ records go through `logging` as usual (so handlers, levels and test capture all 
 but the handler writes into a block-buffered stream that a background thread flushes
 every `FLUSH_INTERVAL` seconds. A line reaches the terminal at most that late; records at
 WARNING and above are flushed at once.
+
+`AccessLog` writes the per-request line. Building a `LogRecord` and running it through
+`Formatter` costs about as much as the rest of a GET, so when the server's own handler is
+the only place the line can go, the line is formatted once, with the handler's format,
+and written straight into its buffer. Anywhere else (a test's capture handler, a
+user's logging configuration) it goes through `logging` as any other record.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import io
 import logging
 import sys
 import threading
+import time
 from typing import TextIO
 
 FLUSH_INTERVAL = 0.2
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_LOGGER = "warp_registry.access"
 
 
 def tune_logging_module() -> None:
@@ -51,6 +60,21 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._flusher.start()
         atexit.register(self.close)
 
+    def writes_plain_lines(self) -> bool:
+        """Whether a line formatted with LINE_FORMAT is exactly what `emit` would write."""
+        formatter = self.formatter
+        return (
+            type(formatter) is logging.Formatter
+            and formatter._fmt == LINE_FORMAT
+            and formatter.datefmt is None
+            and not self.filters
+        )
+
+    def write_line(self, line: str) -> None:
+        """Append one already formatted line; the timer thread flushes it with the rest."""
+        with self.lock, contextlib.suppress(ValueError, OSError):  # closed at interpreter exit
+            self.stream.write(line)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.stream.write(self.format(record) + self.terminator)
@@ -76,3 +100,52 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with contextlib.suppress(ValueError):  # the stream may be closed at interpreter exit
             self._flush_now()
         super().close()
+
+
+class AccessLog:
+    """One line per request at INFO: `METHOD target status 1.23ms rid=…`."""
+
+    def __init__(self, name: str = ACCESS_LOGGER) -> None:
+        self.logger = logging.getLogger(name)
+        self._second = -1
+        self._second_text = ""
+
+    def write(self, method: str, target: str, status: int, elapsed_ms: float, rid: str) -> None:
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+
+        handler = self._direct_handler()
+        if handler is None:
+            logger.info("%s %s %d %.2fms rid=%s", method, target, status, elapsed_ms, rid)
+            return
+        handler.write_line(
+            f"{self.asctime(time.time())} INFO {logger.name} "
+            f"{method} {target} {status} {elapsed_ms:.2f}ms rid={rid}\n"
+        )
+
+    def _direct_handler(self) -> BufferedStderrHandler | None:
+        """The server's handler when it is the only one the record would reach.
+
+        Checked on every call (a few attribute reads), so a handler added later, by a
+        test or by a user's configuration, takes over at once.
+        """
+        logger = self.logger
+        parent = logger.parent
+        if logger.handlers or logger.filters or not logger.propagate or parent is None:
+            return None
+        handlers = parent.handlers
+        if len(handlers) != 1 or parent.propagate or parent.filters:
+            return None
+        handler = handlers[0]
+        if type(handler) is not BufferedStderrHandler or handler.level > logging.INFO:
+            return None
+        return handler if handler.writes_plain_lines() else None
+
+    def asctime(self, now: float) -> str:
+        """`%(asctime)s` as logging.Formatter writes it: local time, then ,milliseconds."""
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._second = second
+        return f"{self._second_text},{int((now - second) * 1000):03d}"

@@ -9,6 +9,7 @@ router (`routing.py`), an error-to-response mapping (below) and a request object
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import secrets
@@ -23,13 +24,14 @@ from warp_registry.http.context import AppContext
 from warp_registry.http.envelope import error_body
 from warp_registry.http.request import JSON_HEADERS, Request, Response
 from warp_registry.http.routes import build_router
+from warp_registry.logs import AccessLog
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-access_log = logging.getLogger("warp_registry.access")
+access_log = AccessLog()
 error_log = logging.getLogger("warp_registry.errors")
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -39,8 +41,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class RegistryApp:
     """An ASGI app over one store. The store opens at lifespan start-up, or is given."""
 
-    def __init__(self, context: AppContext) -> None:
+    def __init__(self, context: AppContext, *, freeze_heap: bool = False) -> None:
         self.context = context
+        self.freeze_heap = freeze_heap  # for a server's worker; tests make many apps
         self.router = build_router(context)
         # `/_warp-registry/`: its own router, so Cloudflare's route table stays Cloudflare's.
         self.control_plane = ControlPlane(context)
@@ -67,6 +70,12 @@ class RegistryApp:
                     error_log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.freeze_heap:
+                    # What exists now (modules, routes, the store) lives as long as the
+                    # worker: leave it out of later collections, which then walk only
+                    # what requests made instead of growing with the heap.
+                    gc.collect()
+                    gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.context.stop()
@@ -100,16 +109,14 @@ class RegistryApp:
             {"type": "http.response.body", "body": b"" if method == "HEAD" else response.body}
         )
 
-        if access_log.isEnabledFor(logging.INFO):
+        if access_log.logger.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
             target = f"{path}?{query_string}" if query_string else path
             if not target.isprintable():
                 # A decoded path may hold newlines or escape codes: never let a client
                 # write its own lines into the log.
                 target = target.encode("unicode_escape").decode("ascii")
-            access_log.info(
-                "%s %s %d %.2fms rid=%s", method, target, response.status, elapsed_ms, request_id
-            )
+            access_log.write(method, target, response.status, elapsed_ms, request_id)
 
     async def respond(
         self,
@@ -187,6 +194,6 @@ async def read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(context: AppContext) -> RegistryApp:
+def create_app(context: AppContext, *, freeze_heap: bool = False) -> RegistryApp:
     """The ASGI app over `context` (the server's factory calls this in each worker)."""
-    return RegistryApp(context)
+    return RegistryApp(context, freeze_heap=freeze_heap)

@@ -13,7 +13,7 @@ from typing import Any
 from warp_registry.control.ratelimit import parse_rate_limit
 from warp_registry.http.app import RegistryApp, create_app
 from warp_registry.http.context import AppContext
-from warp_registry.logs import tune_logging_module
+from warp_registry.logs import LINE_FORMAT, tune_logging_module
 
 DATABASE_ENV = "WARP_REGISTRY_DATABASE"
 POOL_SIZE_ENV = "WARP_REGISTRY_POOL_SIZE"
@@ -30,7 +30,8 @@ def app_from_env() -> RegistryApp:
             database=os.environ[DATABASE_ENV],
             pool_size=int(pool_size) if pool_size else None,
             rate_limit=parse_rate_limit(rate_limit) if rate_limit else None,
-        )
+        ),
+        freeze_heap=True,
     )
 
 
@@ -41,7 +42,7 @@ def logging_config(level: str) -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["registry"] = {
         "()": "logging.Formatter",
-        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        "fmt": LINE_FORMAT,
     }
     config["handlers"]["registry"] = {
         "formatter": "registry",

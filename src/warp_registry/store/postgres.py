@@ -59,6 +59,17 @@ _BACKOFF_CAP_S = 0.2
 _UNAVAILABLE_CLASSES = ("08", "28", "3D", "53", "57")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset hook: there is no session state to undo.
+
+    asyncpg's default hook sends `RESET ALL; CLOSE ALL; UNLISTEN *;
+    pg_advisory_unlock_all()` whenever a connection goes back to the pool: a second round
+    trip for every one-statement read. The store never changes session state (no SET, no
+    cursors, no LISTEN, and its only advisory lock is transaction-scoped), and asyncpg
+    itself still rolls back a transaction left open before it calls this hook.
+    """
+
+
 class _ConnectionLost(Exception):
     """The connection broke under a statement (server restart, proxy, network)."""
 
@@ -111,7 +122,9 @@ class PostgresDatabase(Database):
         description = describe_database(url)
         try:
             # min_size=1: a process opens connections as load needs them, not all at start.
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=size)
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=size, reset=_keep_session
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             if isinstance(exc, asyncpg.PostgresError) and not _is_unavailable(exc):
                 raise
