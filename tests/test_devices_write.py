@@ -8,6 +8,7 @@ Effects are checked through the registrations API, which is what fleet scripts r
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import uuid
 from collections import Counter
@@ -23,6 +24,7 @@ from tests.devices_expected import DeviceExpect, expected_device, expected_devic
 from tests.enroll_support import AccessRole, result_of
 from tests.expect import assert_error_envelope, assert_success_envelope
 from tests.warp_test_client import WarpTestClient
+from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK, AddressPool
 from warp_registry.domain.records import DeviceRecord, RegistrationRecord
 from warp_registry.secrets import hash_secret
 from warp_registry.store import open_store
@@ -147,18 +149,29 @@ async def test_delete_removes_the_device_and_all_its_registrations(
 async def test_delete_frees_the_virtual_ips(
     sdk: AsyncCloudflare, warp: WarpTestClient, access: AccessRole, registry: Registry
 ) -> None:
-    """The lowest addresses of the pool belong to the first demo device; once it is
-    deleted, the next enrollment gets them."""
+    """The lowest addresses of the pool belong to the first demo device. Once it is
+    deleted they are free, but enrollment goes on upwards (docs/enrollment.md); only when
+    the pool's top is reached does it wrap to them."""
     first = min(registry.fleet.registrations,
                 key=lambda r: int(str(r.virtual_ipv4).rsplit(".", 1)[1]))  # fmt: skip
     await sdk.zero_trust.devices.devices.delete(first.device_id, account_id=registry.account_id)
+    freed = {r.virtual_ipv4 for r in _registrations_of(registry, first.device_id)}
 
     enrolled = await warp.register_wireguard(access.identity("newcomer@example.com"))
     got = await sdk.zero_trust.devices.registrations.get(
         enrolled.id, account_id=registry.account_id
     )
-    freed = {r.virtual_ipv4 for r in _registrations_of(registry, first.device_id)}
-    assert got.virtual_ipv4 == min(freed, key=lambda ip: int(str(ip).rsplit(".", 1)[1]))
+    highest = max(_host(str(r.virtual_ipv4)) for r in registry.fleet.registrations)
+    assert _host(str(got.virtual_ipv4)) == highest + 1
+
+    registry.store.enrollment.pool = AddressPool(last_host=highest + 1)
+    again = await WarpTestClient(warp.http).register_wireguard(access.identity("x@example.com"))
+    got = await sdk.zero_trust.devices.registrations.get(again.id, account_id=registry.account_id)
+    assert got.virtual_ipv4 == min(freed, key=lambda ip: _host(str(ip)))
+
+
+def _host(ipv4: str) -> int:
+    return int(ipaddress.IPv4Address(ipv4)) - int(VIRTUAL_IPV4_NETWORK.network_address)
 
 
 async def test_deleting_registrations_never_deletes_their_device(

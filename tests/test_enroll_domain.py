@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import time
 
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 from tests.warp_test_client import masque_key_pair, wireguard_key_pair
 from warp_registry.domain import access_jwt
 from warp_registry.domain.enrollment import (
+    PROBE_BATCH,
+    PROBE_BATCHES,
     AddressPool,
     ClientKey,
     client_id,
@@ -73,34 +74,75 @@ def test_key_changes() -> None:
         key_change(None, None, "curve25519", None)  # a keyless registration needs a key
 
 
-def test_allocation_takes_the_lowest_free_hosts() -> None:
+def test_hosts_and_addresses_convert_both_ways() -> None:
     pool = AddressPool()
-    assert pool.allocate(PREFIX, [], []) == ("100.96.0.2", f"{PREFIX}::2")
+    v4, v6 = pool.ipv4(), pool.ipv6(PREFIX)
+    assert (v4.text(2), v6.text(2)) == ("100.96.0.2", f"{PREFIX}::2")
+    assert v4.text(256) == "100.96.1.0"  # an ordinary host inside the /12
+    assert v6.text(0x10002) == f"{PREFIX}::1:2"
+    used = ["100.96.0.2", "100.96.1.0", None, "not an address", f"{PREFIX}::3"]
+    assert v4.hosts(used) == [2, 256]
+    assert v6.hosts(used) == [3]
+    # Spelled differently, an IPv6 address is still the same host.
+    assert v6.hosts(["2606:4700:0cf1:1a2b:0:0:0:0a"]) == [10]
 
-    used_v4 = ["100.96.0.2", "100.96.0.3", "100.96.0.5", None, "not an address"]
-    used_v6 = [f"{PREFIX}::2", f"{PREFIX}::4"]
-    assert pool.allocate(PREFIX, used_v4, used_v6) == ("100.96.0.4", f"{PREFIX}::3")
-    # 100.96.1.0 is an ordinary host inside the /12.
-    dense = [str(ipaddress.IPv4Address("100.96.0.0") + h) for h in range(2, 256)]
-    assert pool.allocate(PREFIX, dense, [])[0] == "100.96.1.0"
+
+def test_the_fast_path_probes_upwards_from_the_mark_in_bounded_batches() -> None:
+    pool = AddressPool()
+    batches = pool.candidates(10)
+    assert len(batches) == PROBE_BATCHES
+    assert all(len(batch) == PROBE_BATCH for batch in batches)
+    flat = [host for batch in batches for host in batch]
+    assert flat == list(range(10, 10 + PROBE_BATCH * PROBE_BATCHES))
+
+    small = AddressPool(last_host=12)
+    assert small.candidates(10) == [[10, 11, 12]]  # never past the top
+    # Unknown, past the top, or below the pool: only the full read can tell.
+    assert small.candidates(None) == small.candidates(13) == small.candidates(1) == []
+
+    assert pool.first_free([5, 6, 7], [5, 7]) == 6
+    assert pool.first_free([5, 6], [6, 5]) is None
 
 
-def test_allocation_knows_when_the_pool_is_empty() -> None:
-    pool = AddressPool(last_host=3)
-    assert pool.allocate(PREFIX, ["100.96.0.2"], [f"{PREFIX}::2"])[0] == "100.96.0.3"
+def test_the_slow_path_goes_on_from_the_mark() -> None:
+    pool = AddressPool()
+    assert pool.choose([], None) == 2  # a fresh account starts at the first host
+    assert pool.choose([2, 3, 5], None) == 6  # unknown mark: after the highest in use
+    assert pool.choose([2, 3, 5], 3) == 4  # the first free at or above the mark
+    assert pool.choose([2, 3, 5], 9) == 9  # gaps below the mark wait for the wrap
+    assert pool.choose([2, 3, 5], 0) == 4  # a mark below the pool starts at its bottom
+
+
+def test_the_slow_path_wraps_to_the_lowest_gap_at_the_top() -> None:
+    pool = AddressPool(last_host=6)
+    assert pool.choose([2, 4, 5, 6], None) == 3  # highest + 1 is past the top
+    assert pool.choose([2, 4, 5, 6], 7) == 3
+    assert pool.choose([2, 3, 5, 6], 5) == 4  # wrapped from the mark
+    assert pool.choose([2, 5, 6, 9, 100], 5) == 3  # hosts outside the pool do not count
     with pytest.raises(AddressPoolExhausted):
-        pool.allocate(PREFIX, ["100.96.0.2", "100.96.0.3"], [])
+        pool.choose([2, 3, 4, 5, 6], None)
+    with pytest.raises(AddressPoolExhausted):
+        pool.choose([6, 5, 4, 3, 2, 2], 3)
     assert AddressPool().top == 2**20 - 2  # 100.111.255.254, before the broadcast
 
 
-@given(st.sets(st.integers(min_value=2, max_value=80)))
-def test_allocation_matches_the_definition(used: set[int]) -> None:
-    """The first host from 2 that is not used, whatever order and duplicates come in."""
-    addresses = [str(ipaddress.IPv4Address("100.96.0.0") + h) for h in sorted(used)] * 2
-    expected = min(set(range(2, 83)) - used)
-    assert AddressPool().allocate(PREFIX, reversed(addresses), [])[0] == (
-        str(ipaddress.IPv4Address("100.96.0.0") + expected)
-    )
+@given(st.sets(st.integers(min_value=2, max_value=40)), st.none() | st.integers(0, 45))
+def test_allocation_matches_the_definition(used: set[int], mark: int | None) -> None:
+    """The first free host from the mark (unknown: after the highest used) up to the top,
+    else the lowest free one; and the fast path's first free candidate is the same host."""
+    pool = AddressPool(last_host=40)
+    free = sorted(set(range(2, 41)) - used)
+    start = mark if mark is not None else max(used, default=1) + 1
+    expected = next((h for h in free if h >= start), free[0] if free else None)
+    if expected is None:
+        with pytest.raises(AddressPoolExhausted):
+            pool.choose(sorted(used, reverse=True) * 2, mark)
+        return
+    assert pool.choose(sorted(used, reverse=True) * 2, mark) == expected
+
+    probed = [pool.first_free(batch, used) for batch in pool.candidates(mark)]
+    fast = next((host for host in probed if host is not None), None)
+    assert fast is None or fast == expected
 
 
 def test_client_id_is_three_bytes_unique_per_address() -> None:

@@ -428,7 +428,8 @@ async def test_an_exhausted_pool_is_a_clear_error(
     assert "pool" in error["message"]
     assert await row_counts(registry.store) == before
 
-    # Deleting a registration frees its addresses for the next enrollment.
+    # Deleting a registration frees its addresses; with the pool full, the next
+    # enrollment wraps to them.
     await sdk.zero_trust.devices.registrations.delete(last.id, account_id=registry.account_id)
     late_reg = await late.register_wireguard(access.identity("late@example.com"))
     assert late_reg.result["config"]["interface"] == last.result["config"]["interface"]

@@ -2,10 +2,12 @@
 
 Revoke refuses the client (403) without counting its calls as seen and keeps its
 addresses; unrevoke lets it back; delete makes its token unknown (401) and frees its
-addresses for the next enrollment.
+addresses, handed out again once the pool wraps.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from cloudflare import AsyncCloudflare
 from tests.conftest import Registry
 from tests.enroll_support import AccessRole, admin_get, assert_error, device_row, result_of
 from tests.warp_test_client import WarpTestClient
+from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK, AddressPool
 
 pytest_plugins = ["tests.enroll_fixtures"]
 
@@ -100,9 +103,21 @@ async def test_delete_rejects_the_token_and_frees_the_addresses(
     assert_error(await gone.get(reg), 401, 1021)
     assert_error(await gone.patch(reg, {"name": "ghost"}), 401, 1021)
 
+    # Freed, but not handed out again before the pool has gone round (docs/enrollment.md).
     successor = await WarpTestClient(warp_http).register_wireguard(
         access.identity("successor@example.com")
     )
-    assert successor.result["config"]["interface"]["addresses"] == addresses
+    got = successor.result["config"]["interface"]["addresses"]
+    assert _host(got["v4"]) == _host(addresses["v4"]) + 1
+    assert ipaddress.IPv6Address(got["v6"]) == ipaddress.IPv6Address(addresses["v6"]) + 1
     seen = await admin_get(sdk, registry, successor.id)
-    assert (seen.virtual_ipv4, seen.virtual_ipv6) == (addresses["v4"], addresses["v6"])
+    assert (seen.virtual_ipv4, seen.virtual_ipv6) == (got["v4"], got["v6"])
+
+    # With the successor at the top of the pool, the next enrollment wraps to the gap.
+    registry.store.enrollment.pool = AddressPool(last_host=_host(got["v4"]))
+    heir = await WarpTestClient(warp_http).register_wireguard(access.identity("heir@example.com"))
+    assert heir.result["config"]["interface"]["addresses"] == addresses
+
+
+def _host(ipv4: str) -> int:
+    return int(ipaddress.IPv4Address(ipv4)) - int(VIRTUAL_IPV4_NETWORK.network_address)

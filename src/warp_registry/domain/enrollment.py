@@ -429,13 +429,64 @@ VIRTUAL_IPV4_NETWORK = ipaddress.IPv4Network("100.96.0.0/12")
 FIRST_HOST = 2
 
 
+# How far enrollment probes upwards from an account's mark before reading every address
+# of the account: PROBE_BATCHES queries of PROBE_BATCH candidates each.
+PROBE_BATCH = 32
+PROBE_BATCHES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HostNumbering:
+    """One address family of an account: host numbers to address text and back.
+
+    The text is the canonical spelling (as `ipaddress` writes it), the one enrollment
+    stores: probing for a candidate compares stored text, as the unique indexes do.
+    """
+
+    family: socket.AddressFamily
+    base: int  # the network address as an integer
+
+    def text(self, host: int) -> str:
+        """The address of host number `host`."""
+        if self.family == socket.AF_INET:
+            return str(ipaddress.IPv4Address(self.base + host))
+        return str(ipaddress.IPv6Address(self.base + host))
+
+    def hosts(self, addresses: Iterable[str | None]) -> list[int]:
+        """Host numbers of the addresses (NULLs and addresses in another format skipped).
+
+        inet_pton rather than ipaddress: ten times faster, which counts when the slow
+        path reads an account of a million registrations.
+        """
+        hosts = []
+        for text in addresses:
+            if text is None:
+                continue
+            try:
+                hosts.append(int.from_bytes(socket.inet_pton(self.family, text), "big") - self.base)
+            except (OSError, ValueError):  # not an address of this family: no host of the pool
+                continue
+        return hosts
+
+
 @dataclass(frozen=True, slots=True)
 class AddressPool:
     """Where virtual addresses come from: IPv4 from one network, IPv6 from the account's /64.
 
     Host numbers run from `first_host` to `last_host` (default: the IPv4 network's last
-    address before broadcast); each registration gets the lowest free IPv4 and the lowest
-    free IPv6 host, so a deleted registration's addresses are the next ones handed out.
+    address before broadcast), the same numbers in both families.
+
+    The rule (our choice, docs/enrollment.md "Virtual IPs"): each family has a mark per
+    account, the host after the last one handed out. An enrollment gets the first free host
+    at or above the mark; above the top of the pool it wraps to the lowest free host (the
+    gaps deleted registrations left). So a just-freed address is not handed out again until
+    the pool has gone round once, as DHCP servers avoid reusing a released lease: an ACL
+    still naming a deleted device's address does not silently apply to a new device. An
+    unknown mark (NULL) counts as the host after the highest one in use.
+
+    The store probes `candidates(mark)` with indexed lookups (the fast path, a few rows
+    whatever the account's size); only when they are all taken, or the mark is unknown or
+    past the top, does it read every address of the family and call `choose`.
     """
 
     ipv4_network: ipaddress.IPv4Network = VIRTUAL_IPV4_NETWORK
@@ -446,20 +497,46 @@ class AddressPool:
     def top(self) -> int:
         return self.last_host if self.last_host is not None else self.ipv4_network.num_addresses - 2
 
-    def allocate(
-        self, ipv6_prefix: str, used_v4: Iterable[str | None], used_v6: Iterable[str | None]
-    ) -> tuple[str, str]:
-        """The lowest free (IPv4, IPv6) pair; AddressPoolExhausted when none is left."""
-        v4_base = int(self.ipv4_network.network_address)
-        v6_base = int(ipv6_network(ipv6_prefix).network_address)
-        v4_host = _lowest_free(_hosts(used_v4, socket.AF_INET, v4_base), self)
-        v6_host = _lowest_free(_hosts(used_v6, socket.AF_INET6, v6_base), self)
-        if v4_host is None or v6_host is None:
+    def ipv4(self) -> HostNumbering:
+        return HostNumbering(socket.AF_INET, int(self.ipv4_network.network_address))
+
+    def ipv6(self, ipv6_prefix: str) -> HostNumbering:
+        """The account's IPv6 hosts; `ipv6_prefix` is `accounts.ipv6_prefix`."""
+        return HostNumbering(socket.AF_INET6, int(ipv6_network(ipv6_prefix).network_address))
+
+    def candidates(self, mark: int | None) -> list[list[int]]:
+        """The fast path's probes: batches of hosts from the mark upwards, lowest first.
+
+        Empty when the mark is unknown or outside the pool: then only `choose` can tell.
+        """
+        if mark is None or not self.first_host <= mark <= self.top:
+            return []
+        last = min(mark + PROBE_BATCH * PROBE_BATCHES - 1, self.top)
+        hosts = list(range(mark, last + 1))
+        return [hosts[i : i + PROBE_BATCH] for i in range(0, len(hosts), PROBE_BATCH)]
+
+    def first_free(self, batch: list[int], taken: Iterable[int]) -> int | None:
+        """The first host of a probed batch that the probe did not find in use."""
+        found = set(taken)
+        return next((host for host in batch if host not in found), None)
+
+    def choose(self, used: Iterable[int], mark: int | None) -> int:
+        """The slow path: the host to hand out, given every host of the family in use.
+
+        The first free host at or above the mark (or, with the mark unknown, above the
+        highest host in use), else the lowest free host; AddressPoolExhausted if none.
+        """
+        taken = {host for host in used if self.first_host <= host <= self.top}
+        start = mark if mark is not None else max(taken, default=self.first_host - 1) + 1
+        host = max(start, self.first_host)
+        while host <= self.top and host in taken:
+            host += 1
+        if host <= self.top:
+            return host
+        lowest = _lowest_free(taken, self.first_host)
+        if lowest > self.top:
             raise AddressPoolExhausted()
-        return (
-            str(ipaddress.IPv4Address(v4_base + v4_host)),
-            str(ipaddress.IPv6Address(v6_base + v6_host)),
-        )
+        return lowest
 
 
 def ipv6_network(prefix: str) -> ipaddress.IPv6Network:
@@ -467,32 +544,15 @@ def ipv6_network(prefix: str) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Network(f"{prefix}::/64")
 
 
-def _hosts(addresses: Iterable[str | None], family: socket.AddressFamily, base: int) -> list[int]:
-    """Host numbers of the addresses, relative to `base`.
-
-    inet_pton rather than ipaddress: ten times faster, which counts when an account
-    holds a hundred thousand registrations.
-    """
-    hosts = []
-    for text in addresses:
-        if text is None:
-            continue
-        try:
-            hosts.append(int.from_bytes(socket.inet_pton(family, text), "big") - base)
-        except (OSError, ValueError):  # an address in another format is no host of the pool
-            continue
-    return hosts
-
-
-def _lowest_free(used: list[int], pool: AddressPool) -> int | None:
-    candidate = pool.first_host
-    for host in sorted(set(used)):
-        if host < candidate:
-            continue
+def _lowest_free(taken: set[int], first_host: int) -> int:
+    """The lowest host from `first_host` that is not taken (may be past the pool's top)."""
+    candidate = first_host
+    for host in sorted(taken):
         if host > candidate:
             break
-        candidate += 1
-    return candidate if candidate <= pool.top else None
+        if host == candidate:
+            candidate += 1
+    return candidate
 
 
 def client_id(ipv4: str | None) -> str:

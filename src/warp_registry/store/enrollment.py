@@ -5,10 +5,15 @@
 inside a transaction rolls it back, so a refused enrollment leaves no row behind, and an
 Access JWT is only spent by an enrollment that commits.
 
-Virtual addresses are chosen inside the enrollment's transaction: the lowest free IPv4
-and IPv6 host of the account. The unique indexes `reg_vip4`/`reg_vip6` are the final
-word: if another process took the same address first, the insert fails with a unique
-violation and the enrollment runs again from the start, seeing that address taken.
+Virtual addresses are chosen inside the enrollment's transaction by `AddressPool`'s rule:
+the first free host at or above the account's mark (`accounts.next_ipv4_host` /
+`next_ipv6_host`), wrapping to the lowest free host past the top. The store probes the
+mark's first candidates through the unique indexes `reg_vip4`/`reg_vip6`, a few rows
+whatever the account's size, and reads every address of the account only when the mark
+is unknown (NULL), past the top, or its candidates are all taken; then it moves the mark
+past the chosen host. The unique indexes are the final word: if another process took the
+same address first, the insert fails with a unique violation and the enrollment runs
+again from the start, seeing that address taken.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from warp_registry.domain.enrollment import (
     DeviceFacts,
     Enrollee,
     EnrollmentBody,
+    HostNumbering,
     RegistrationUpdate,
     ServiceToken,
     UserClaims,
@@ -95,8 +101,9 @@ class EnrollmentStore:
         self.pool = pool or AddressPool()
         # Enrollments of one process go one at a time. Correctness does not need it (the
         # transaction and unique indexes see to that), but every enrollment of an account
-        # reads the account's whole address set, so concurrent ones would mostly abort
-        # each other on PostgreSQL and spend their retries; queued, each commits at once.
+        # reads and moves the account's address marks, so concurrent ones would mostly
+        # abort each other on PostgreSQL and spend their retries; queued, each commits at
+        # once.
         self._enroll_lock = asyncio.Lock()
         self._enrollments = 0
 
@@ -185,7 +192,8 @@ class EnrollmentStore:
         Spends the enrollee's JWT (AccessJwtReplayed if it was spent), creates or updates
         the user from the JWT's claims, finds or creates the device, replaces the same
         user's (or service token's) active registration on that device, checks the key is
-        nobody's, and gives the registration the lowest free addresses.
+        nobody's, and gives the registration the next free addresses of the account
+        (`AddressPool` has the rule).
         """
         async with self._enroll_lock:
             self._enrollments += 1
@@ -363,7 +371,10 @@ async def _enroll(
     if enrollee.jti is not None:
         await _spend_jti(tx, enrollee, now, purge)
 
-    account = await tx.fetch_one("SELECT ipv6_prefix FROM accounts WHERE id = ?", (account_id,))
+    account = await tx.fetch_one(
+        "SELECT ipv6_prefix, next_ipv4_host, next_ipv6_host FROM accounts WHERE id = ?",
+        (account_id,),
+    )
     if account is None:
         raise AccessJwtWrongAccount("The account of this credential no longer exists")
 
@@ -375,11 +386,8 @@ async def _enroll(
     if body.key is not None:
         await _check_key_free(tx, body.key.key, None)
 
-    used = await tx.fetch_all(
-        "SELECT virtual_ipv4, virtual_ipv6 FROM registrations WHERE account_id = ?",
-        (account_id,),
-    )
-    ipv4, ipv6 = pool.allocate(account[0], (r[0] for r in used), (r[1] for r in used))
+    marks = (account[1], account[2])
+    ipv4, ipv6 = await _allocate_addresses(tx, pool, account_id, account[0], marks)
 
     # Outside multi-user mode a registration's id is its device's id (api-semantics §2);
     # later registrations on the device get ids of their own, never reused.
@@ -399,6 +407,68 @@ async def _enroll(
     await _ensure_peer_key(tx, reg_id, body.key.tunnel_type if body.key else TUNNEL_WIREGUARD)
     await assign_profile(tx, reg_id, now)  # the default profile, unless a custom one matches
     return await _view(tx, reg_id)
+
+
+async def set_address_marks(
+    tx: Transaction, account_id: str, next_v4: int | None, next_v6: int | None
+) -> None:
+    """Set the account's address marks: the host numbers enrollment tries first.
+
+    A mark is a host number relative to the network (like FIRST_HOST): the next
+    enrollment gets the first free host at or above it (`AddressPool`). None makes the
+    mark unknown: the next enrollment reads every address of the account once and starts
+    after the highest one in use. For writers of registrations other than enrollment
+    (the bulk seeder), inside their own transaction; a mark set below hosts still in use
+    is safe (taken hosts are skipped), only slower.
+    """
+    await tx.execute(
+        "UPDATE accounts SET next_ipv4_host = ?, next_ipv6_host = ? WHERE id = ?",
+        (next_v4, next_v6, account_id),
+    )
+
+
+async def _allocate_addresses(
+    tx: Transaction,
+    pool: AddressPool,
+    account_id: str,
+    ipv6_prefix: str,
+    marks: tuple[int | None, int | None],
+) -> tuple[str, str]:
+    """The registration's (IPv4, IPv6), each the next free host from its family's mark;
+    the marks move past them. AddressPoolExhausted when either family is full."""
+    v4, v6 = pool.ipv4(), pool.ipv6(ipv6_prefix)
+    v4_mark, v6_mark = (None if mark is None else int(mark) for mark in marks)
+    v4_host = await _next_host(tx, pool, v4, "virtual_ipv4", account_id, v4_mark)
+    v6_host = await _next_host(tx, pool, v6, "virtual_ipv6", account_id, v6_mark)
+    await set_address_marks(tx, account_id, v4_host + 1, v6_host + 1)
+    return v4.text(v4_host), v6.text(v6_host)
+
+
+async def _next_host(
+    tx: Transaction,
+    pool: AddressPool,
+    numbering: HostNumbering,
+    column: str,  # virtual_ipv4 or virtual_ipv6, never user input
+    account_id: str,
+    mark: int | None,
+) -> int:
+    """The host `pool` hands out in one family: probed from the mark, else from every
+    address of the account."""
+    for batch in pool.candidates(mark):
+        placeholders = ", ".join("?" * len(batch))
+        # One range of the unique index (account_id, column) per candidate.
+        rows = await tx.fetch_all(
+            f"SELECT {column} FROM registrations "
+            f"WHERE account_id = ? AND {column} IN ({placeholders})",
+            (account_id, *(numbering.text(host) for host in batch)),
+        )
+        free = pool.first_free(batch, numbering.hosts(row[0] for row in rows))
+        if free is not None:
+            return free
+    rows = await tx.fetch_all(
+        f"SELECT {column} FROM registrations WHERE account_id = ?", (account_id,)
+    )
+    return pool.choose(numbering.hosts(row[0] for row in rows), mark)
 
 
 async def _spend_jti(tx: Transaction, enrollee: Enrollee, now: int, purge: bool) -> None:

@@ -267,6 +267,13 @@ MIGRATIONS: list[list[str]] = [
         "DROP INDEX devices_install",
         "CREATE INDEX devices_install ON devices (account_id, install_id, created_at, id)",
     ],
+    # 7: each account's address marks, the host numbers enrollment tries first
+    # (domain.enrollment.AddressPool). NULL is "not known": the next enrollment reads the
+    # account's addresses once and sets it, so existing accounts need no backfill.
+    [
+        "ALTER TABLE accounts ADD COLUMN next_ipv4_host BIGINT",
+        "ALTER TABLE accounts ADD COLUMN next_ipv6_host BIGINT",
+    ],
 ]
 
 
