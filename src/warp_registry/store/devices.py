@@ -55,9 +55,12 @@ DEVICE_JOINS = """
 # The derived columns of a device, recomputed from their sources. The email is lowered
 # by `lower()`, which folds ASCII letters only on both engines (users.email has the "C"
 # collation on PostgreSQL), the way the `last_seen_user.email` filter is folded.
-_DERIVED_COLUMNS = f"""
+_ACTIVE_COUNT = """
     active_registrations = (SELECT COUNT(*) FROM registrations r
-        WHERE r.device_id = devices.id AND r.revoked_at IS NULL),
+        WHERE r.device_id = devices.id AND r.revoked_at IS NULL)
+"""
+_DERIVED_COLUMNS = f"""
+    {_ACTIVE_COUNT},
     sort_client_version = COALESCE(client_version, ''),
     sort_last_seen_at = COALESCE(last_seen_at, {NEVER_SEEN}),
     sort_last_seen_email = COALESCE((SELECT lower(u.email) FROM users u
@@ -295,6 +298,19 @@ async def refresh_devices(tx: Transaction, device_ids: Iterable[str]) -> None:
     if wanted:
         await tx.execute(
             f"UPDATE devices SET {_DERIVED_COLUMNS} WHERE id IN ({marks(wanted)})", wanted
+        )
+
+
+async def refresh_active_counts(tx: Transaction, device_ids: Iterable[str]) -> None:
+    """`refresh_devices` for writers that change only which registrations exist or are
+    revoked (revoke, unrevoke, delete): the sort keys come from the device's own row and
+    its user, which such a write leaves alone. Setting only the count spares the
+    device's five sort-key indexes an entry rewrite each, for every device touched.
+    """
+    wanted = sorted(set(device_ids))
+    if wanted:
+        await tx.execute(
+            f"UPDATE devices SET {_ACTIVE_COUNT} WHERE id IN ({marks(wanted)})", wanted
         )
 
 

@@ -18,7 +18,11 @@ from warp_registry.domain.models import Access, ApiToken, PolicySummary, Registr
 from warp_registry.domain.records import FleetRecords
 from warp_registry.store.control import ControlStore
 from warp_registry.store.database import Database, Row, Transaction
-from warp_registry.store.devices import DeviceStore, after_fleet_insert, refresh_devices
+from warp_registry.store.devices import (
+    DeviceStore,
+    after_fleet_insert,
+    refresh_active_counts,
+)
 from warp_registry.store.enrollment import EnrollmentStore
 from warp_registry.store.list_sql import keyset_page, like_pattern, marks, search_clause
 from warp_registry.store.profiles import ProfileStore
@@ -426,7 +430,7 @@ class SqlStore:
         async def run(tx: Transaction) -> int:
             sql, params = statement(now_us())
             changed = await tx.fetch_all(sql + " RETURNING device_id", params)
-            await refresh_devices(tx, [row[0] for row in changed])
+            await refresh_active_counts(tx, [row[0] for row in changed])
             return len(changed)
 
         return access, await self.db.write(run)

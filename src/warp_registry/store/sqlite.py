@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 10_000
 _MAX_BUSY_RETRIES = 20
+# The writer's page cache, in KiB (negative, as the pragma takes it). A bulk write
+# touches index pages all over a large fleet's file; SQLite's default 2 MiB keeps few of
+# them, so each statement re-reads them. Filled only by writes, and bounded.
+_WRITER_CACHE_KIB = -32_768
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -66,6 +70,7 @@ class SqliteDatabase(Database):
         self._reader = _connect(path)
         self._reader.execute("PRAGMA journal_mode = WAL")
         self._write_conn = _connect(path)
+        self._write_conn.execute(f"PRAGMA cache_size = {_WRITER_CACHE_KIB}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._scanner_conns = threading.local()
