@@ -5,7 +5,7 @@
 
 Scenarios, all against servers on 127.0.0.1 that this script starts and stops:
 
-1. seed: `warp-registry init`, then `warp-registry seed-registrations --registrations N`
+1. seed: `warp-registry init`, then `warp-registry seed --registrations N`
    (timed), then `warp-registry serve` on it and the server's RSS from /proc;
 2. GET one registration with `include=policy` and a Bearer token, each request for a
    random one of 100,000 seeded registrations, against warp-registry, the ceiling server
@@ -147,10 +147,10 @@ def summarise(name: str, samples: list[run_get.Sample], note: str = "") -> Resul
 
 
 def seed_registry(database: str, count: int) -> tuple[dict[str, Any], float]:
-    """init + seed-registrations; returns init's JSON and the seed's wall time."""
+    """init + seed --registrations; returns init's JSON and the seed's wall time."""
     meta = json.loads(cli("init", "--database", database, "--json"))
     started = time.perf_counter()
-    cli("seed-registrations", "--database", database, "--registrations", str(count))
+    cli("seed", "--database", database, "--registrations", str(count))
     return meta, time.perf_counter() - started
 
 
@@ -504,7 +504,7 @@ def report(ctx: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
         *[row(r) for r in results],
         "",
-        f"- Seeding: `warp-registry seed-registrations --registrations {ctx['registrations']}` "
+        f"- Seeding: `warp-registry seed --registrations {ctx['registrations']}` "
         f"took **{ctx['seed_s']:.1f} s** (wall, including its commit); the database file is "
         f"{ctx['db_mib']:,.0f} MiB.",
         f"- Server RSS (sum over `warp-registry serve`'s processes, /proc VmRSS): "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,33 @@ def test_seed_clock_journal_faults_and_counts(database: str, created: dict[str, 
     _ok("fault", "clear", "--database", database)
     _ok("rate-limit", "reset", "--database", database)
     assert _ok("admin-token", "rotate", "--database", database).startswith("wradmin-")
+
+
+@pytest.mark.server
+def test_seed_registrations_beside_a_running_server(
+    database: str, created: dict[str, str], tmp_path: Path
+) -> None:
+    """With a server on the file the seed cannot have it alone: it runs beside it in WAL
+    mode, and the server serves the new registrations."""
+    account = created["account_id"]
+    token = {"Authorization": f"Bearer {created['api_token']}"}
+    before = set(_registration_ids(database))
+    with processes.running(database, log_path=tmp_path / "server.log") as server:
+        done = cli("seed", "--registrations", "300", "--database", database)
+        assert done.returncode == 0, done.stderr
+        assert "seeded 300 registrations" in done.stdout
+        added = sorted(set(_registration_ids(database)) - before)
+        assert len(added) == 300
+        for reg_id in added[:3]:
+            path = f"/accounts/{account}/devices/registrations/{reg_id}"
+            assert httpx.get(server.base_url + path, headers=token).status_code == 200
+    with closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def _registration_ids(database: str) -> list[str]:
+    with closing(sqlite3.connect(database)) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM registrations")]
 
 
 @pytest.mark.server

@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import asyncpg
@@ -199,6 +200,71 @@ async def _assert_whole_or_empty(database: str, expected_ids: set[str], log: Pat
             state = await registry_state(client, account_id, fetch=sample)
             if accounts:
                 assert set(state) == expected_ids
+
+
+# --- a killed `seed --registrations` on a SQLite file it has to itself ---
+
+_BULK_SEED = 100_000
+
+
+async def test_killed_exclusive_bulk_seed_leaves_the_registry_as_before(tmp_path: Path) -> None:
+    """The rollback-journal path (store/seed_exclusive.py), killed in
+    its rows phase, its index rebuild or at its end: the hot journal undoes it, and the
+    store, which opens the file in WAL mode again, sees the registry as it was (or, if the
+    seed finished first, with all of it)."""
+    killed_mid_way = journals_left = 0
+    for round_number, delay_s in enumerate((0.3, 1.5, 3.0)):
+        database = str(tmp_path / f"bulk{round_number}.db")
+        done = cli("init", "--json", "--database", database)
+        assert done.returncode == 0, done.stderr
+        before = await _registration_count(database)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "warp_registry", "seed", "--registrations",
+             str(_BULK_SEED), "--database", database],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        watchdog = threading.Timer(120, kill_group, (child.pid,))
+        watchdog.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not _sqlite_write_locked(database) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(delay_s)
+            locked = _sqlite_write_locked(database)
+            kill_group(child.pid)
+            child.wait(timeout=10)
+        finally:
+            watchdog.cancel()
+            kill_group(child.pid)
+            child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
+        killed_mid_way += locked
+        journals_left += Path(database + "-journal").exists()
+
+        after = await _registration_count(database)
+        assert after in (before, before + _BULK_SEED), (before, after)
+        if locked:
+            assert after == before
+        with closing(sqlite3.connect(database)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # The registry takes the next seed (and a server) as usual.
+        again = cli("seed", "--registrations", "1000", "--database", database)
+        assert again.returncode == 0, again.stderr
+        assert await _registration_count(database) == after + 1000
+    assert killed_mid_way >= 1
+    assert journals_left >= 1  # the rounds did kill the rollback-journal path
+
+
+async def _registration_count(database: str) -> int:
+    store = await open_store(database)
+    try:
+        row = await store.db.fetch_one("SELECT COUNT(*) FROM registrations")
+    finally:
+        await store.close()
+    assert row is not None
+    return int(row[0])
 
 
 # --- a server killed during bulk calls ---

@@ -147,7 +147,7 @@ def _server_style_logger(name: str) -> tuple[logging.Logger, io.StringIO, Buffer
 
 
 def test_direct_access_line_is_what_the_formatter_writes() -> None:
-    parent, stream, handler = _server_style_logger("wr_direct_case")
+    _, stream, handler = _server_style_logger("wr_direct_case")
     log = AccessLog("wr_direct_case.access")
     try:
         assert log._direct_handler() is handler
@@ -183,7 +183,8 @@ def test_another_handler_or_format_takes_the_logging_path() -> None:
         log.logger.addHandler(capture)
         assert log._direct_handler() is None
         log.write("GET", "/y", 200, 0.5, "00ff00ff00000003")
-        assert [r.getMessage() for r in capture.buffer] == ["GET /y 200 0.50ms rid=00ff00ff00000003"]
+        messages = [record.getMessage() for record in capture.buffer]
+        assert messages == ["GET /y 200 0.50ms rid=00ff00ff00000003"]
         log.logger.removeHandler(capture)
 
         parent.setLevel(logging.WARNING)

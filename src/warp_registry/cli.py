@@ -279,7 +279,7 @@ def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
             click.echo(f"example registration  {created.example_registration_id}")
 
 
-@main.command("seed-registrations")
+@main.command("seed-registrations", hidden=True)
 @database_option
 @click.option("--registrations", "count", required=True, type=click.IntRange(min=1),
               envvar=_env("REGISTRATIONS"), show_envvar=True,
@@ -289,28 +289,48 @@ def init(database: str, seed: int, no_demo: bool, as_json: bool) -> None:
 @click.option("--seed", "rng_seed", default=DEFAULT_SEED, show_default=True, type=int,
               envvar=_env("SEED"), show_envvar=True, help="Seed of the generated fleet.")
 def seed_registrations(database: str, count: int, account: str | None, rng_seed: int) -> None:
-    """Add COUNT realistic registrations to an initialised registry, in one transaction.
+    """Deprecated: `seed --registrations COUNT` does the same."""
+    click.echo(
+        "warp-registry: `seed-registrations` is deprecated; use `seed --registrations N`",
+        err=True,
+    )
+    add_registrations(database, count, account, rng_seed)
 
-    For load tests and benchmarks; a progress bar goes to stderr. Unlike `seed` (which
-    resets the registry to a small demo fleet) it keeps what is there and adds to it. See
-    store/seeding.py for the fleet's shape.
+
+def add_registrations(database: str, count: int, account: str | None, rng_seed: int) -> None:
+    """`seed --registrations`: add COUNT seeded registrations in one transaction.
+
+    On a SQLite file that nothing else has open, the seed runs on its own connection with
+    a rollback journal (store/seed_exclusive.py); otherwise, e.g. while
+    a server runs on it, through the store beside the other connections.
     """
     import time
 
+    from warp_registry.store.seed_exclusive import seed_sqlite_exclusively
     from warp_registry.store.seeding import SeedError
 
-    async def work(store: SqlStore) -> Any:
-        account_id = await _pick_account(store, account)
-        with click.progressbar(
-            length=count, label="seeding registrations", file=sys.stderr
-        ) as bar:
-            return await store.seeding.seed(account_id, count, seed=rng_seed, progress=bar.update)
+    async def pick(store: SqlStore) -> str:  # also creates or migrates the schema
+        return await _pick_account(store, account)
 
+    account_id = _with_store(database, pick)
     started = time.perf_counter()
-    try:
-        result = _with_store(database, work)
-    except SeedError as exc:
-        raise click.ClickException(str(exc)) from None
+    with click.progressbar(length=count, label="seeding registrations", file=sys.stderr) as bar:
+
+        async def shared(store: SqlStore) -> Any:
+            return await store.seeding.seed(account_id, count, seed=rng_seed,
+                                            progress=bar.update)  # fmt: skip
+
+        try:
+            result = None
+            if not is_postgres_url(database):
+                result = asyncio.run(seed_sqlite_exclusively(
+                    _normalise_database(database), account_id, count, seed=rng_seed,
+                    progress=bar.update,
+                ))  # fmt: skip
+            if result is None:
+                result = _with_store(database, shared)
+        except SeedError as exc:
+            raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started
     click.echo(
         f"seeded {result.registrations:,} registrations, {result.devices:,} devices and "

@@ -31,7 +31,7 @@ from warp_registry.domain.records import (
 
 DAY_US = 86_400 * 1_000_000
 
-# Names and groups of demo users; `store/seeding.py` draws large fleets from them too.
+# Names and groups of demo users; `store/seed_rows.py` draws large fleets from them too.
 FIRST_NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan",
                "judy", "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "uma",
                "victor", "walter", "xena", "yusuf", "zoe", "amara", "bjorn", "chen", "dmitri",

@@ -13,7 +13,7 @@ import click
 import orjson
 
 from warp_registry.bootstrap import DEFAULT_SEED
-from warp_registry.cli import _env, _with_store, database_option
+from warp_registry.cli import _env, _with_store, add_registrations, database_option
 from warp_registry.clock import parse_rfc3339, real_now_us
 from warp_registry.control import actions, faults, journal
 from warp_registry.errors import ApiError
@@ -87,21 +87,62 @@ def reset(database: str, seed: int, no_demo: bool) -> None:
 @database_option
 @click.option(
     "--devices",
-    required=True,
     type=click.IntRange(1, actions.MAX_SEED_DEVICES),
     envvar=_env("DEVICES"),
     show_envvar=True,
-    help="How many devices to make.",
+    help="Reset the registry to a demo fleet of this many devices.",
 )
+@click.option("--registrations", type=click.IntRange(min=1), envvar=_env("REGISTRATIONS"),
+              show_envvar=True,
+              help="Add this many registrations (with their devices and users), keeping "
+              "what is there.")  # fmt: skip
+@click.option("--account", envvar=_env("ACCOUNT"), show_envvar=True,
+              help="With --registrations: the account to add to; may be left out when the "
+              "registry holds a single account.")  # fmt: skip
 @click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int,
               envvar=_env("SEED"), show_envvar=True, help="Seed of the fleet.")  # fmt: skip
-def seed(database: str, devices: int, seed: int) -> None:
-    """Reset the registry to a demo fleet of DEVICES devices made from SEED."""
+def seed(
+    database: str, devices: int | None, registrations: int | None, account: str | None,
+    seed: int,
+) -> None:  # fmt: skip
+    """Reset to a demo fleet (--devices N) or add N registrations (--registrations N).
+
+    Exactly one of the two. --devices empties the registry and sets it up again with a
+    demo fleet of N devices made from SEED, printing the new API token as `reset` does.
+    --registrations adds N realistic registrations in one transaction, for load tests and
+    benchmarks, with a progress bar on stderr (see store/seeding.py for the fleet's shape).
+    """
+    devices, registrations = _one_seed_size(devices, registrations)
+    if registrations is not None:
+        add_registrations(database, registrations, account, seed)
+        return
+    if account is not None and _given_on_command_line("account"):
+        raise click.UsageError("--account goes with --registrations, not --devices")
 
     async def work(store: SqlStore) -> Any:
         return await actions.reset(store, demo_fleet=True, seed=seed, devices=devices)
 
     _print_created(_run(work))
+
+
+def _one_seed_size(
+    devices: int | None, registrations: int | None
+) -> tuple[int | None, int | None]:
+    """Exactly one of --devices and --registrations; a command-line flag beats a variable."""
+    if devices is not None and registrations is not None:
+        devices_flag = _given_on_command_line("devices")
+        if devices_flag != _given_on_command_line("registrations"):
+            return (devices, None) if devices_flag else (None, registrations)
+        raise click.UsageError("give either --devices or --registrations, not both")
+    if devices is None and registrations is None:
+        raise click.UsageError("give either --devices N (reset to a demo fleet of N devices) "
+                               "or --registrations N (add N registrations)")  # fmt: skip
+    return devices, registrations
+
+
+def _given_on_command_line(name: str) -> bool:
+    source = click.get_current_context().get_parameter_source(name)
+    return source is click.core.ParameterSource.COMMANDLINE
 
 
 @click.command()

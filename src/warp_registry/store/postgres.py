@@ -122,9 +122,7 @@ class PostgresDatabase(Database):
         description = describe_database(url)
         try:
             # min_size=1: a process opens connections as load needs them, not all at start.
-            pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=size, reset=_keep_session
-            )
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=size, reset=_keep_session)
         except (OSError, asyncpg.PostgresError) as exc:
             if isinstance(exc, asyncpg.PostgresError) and not _is_unavailable(exc):
                 raise

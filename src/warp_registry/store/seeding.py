@@ -1,4 +1,4 @@
-"""Bulk seeding: many realistic registrations at once (`warp-registry seed-registrations`).
+"""Bulk seeding: many realistic registrations at once (`warp-registry seed --registrations`).
 
 `FleetSeeder.seed` writes users, devices, device tags and registrations with `executemany`
 in large chunks inside ONE transaction, so a reader sees either none or all of them. Rows
@@ -7,7 +7,10 @@ are made as plain tuples (no record objects) and each device's derived list colu
 rows are made, the way `refresh_devices` would compute them; no UPDATE pass over a
 million devices is needed. On SQLite the secondary indexes of the four tables are dropped
 for the inserts and rebuilt before the commit (still inside the transaction), and the
-rows are made by a child process while this one inserts.
+rows are made by a child process while this one inserts (they travel as `marshal` bytes).
+
+On a SQLite file no other connection has open, `warp-registry seed` uses the faster path
+of store/seed_exclusive.py (same statements, a rollback journal instead of WAL).
 
 The shape of a seeded fleet (our choice, close to the demo fleet's):
 
@@ -19,70 +22,52 @@ The shape of a seeded fleet (our choice, close to the demo fleet's):
 - every registration is on the account's default profile, as a fresh check-in with no
   matching custom profile would be;
 - virtual IPs come from the lowest free host numbers of the account's pool (the same
-  100.96.0.0/12 and IPv6 /64 that enrollment allocates from), so later enrollments
-  continue after them. The pool holds 1,048,573 hosts per account; a seed that would not
+  100.96.0.0/12 and IPv6 /64 that enrollment allocates from), and the account's address
+  marks move past them, so later enrollments continue after them without reading the
+  seeded addresses. The pool holds 1,048,573 hosts per account; a seed that would not
   fit in the free part of it is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import logging
+import marshal
 import multiprocessing
-import random
 import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from typing import Any
 
 from warp_registry.clock import now_us
-from warp_registry.demo import FIRST_NAMES, GROUPS, LAST_NAMES
 from warp_registry.domain.enrollment import FIRST_HOST, VIRTUAL_IPV4_NETWORK, ipv6_network
 from warp_registry.store.database import Database, Transaction
+from warp_registry.store.enrollment import set_address_marks
+from warp_registry.store.seed_rows import (
+    PlanArgs,
+    SeedAccount,
+    SeedResult,
+    generate_rows,
+)
 
-DAY_US = 86_400 * 1_000_000
-CHUNK = 20_000  # registrations per executemany batch (and per progress update)
+log = logging.getLogger(__name__)
+
 _QUEUED_CHUNKS = 4  # chunks made ahead of the inserts (bounds the memory they hold)
 _CHILD_TIMEOUT_S = 300  # a chunk takes well under a second; this only catches a dead child
 POOL_TOP = VIRTUAL_IPV4_NETWORK.num_addresses - 2  # last host before broadcast
 POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
 
-# Shares of the seeded fleet (see the module docstring).
-REENROLL_EVERY = 10
-SERVICE_TOKEN_SHARE = 0.03
-REVOKED_SHARE = 0.02
-MASQUE_SHARE = 0.4
-DEVICES_PER_USER = 2
-
 # SQLite page cache for the seeding transaction: its index pages stay in memory instead
 # of being re-read at each of the million random index inserts. Negative = KiB.
 _SQLITE_SEED_CACHE = -1_048_576
 _SQLITE_DEFAULT_CACHE = -2_000
+# ... but a small one while the indexes are rebuilt: SQLite's sorter keeps at most a cache's
+# worth of keys in memory before it sorts them into a run, and with `PRAGMA threads` it sorts
+# those runs on a second thread while the first keeps scanning the table. With 1 GiB every
+# index fitted in one run, sorted on one thread (measured for a million registrations: the
+# 21 indexes in 33 s with 1 GiB, 14 s with 4 MiB; docs/benchmarks.md).
+_SQLITE_SORT_CACHE = -4_096
 
-_SITES = ["berlin", "lisbon", "austin"]
-# device_type, model, manufacturer, os_version, name pattern, client_version; laptops at
-# even device positions and phones at odd ones, so each user has one of each.
-_LAPTOPS = [
-    ("mac", "MacBookPro18,3", "Apple Inc.", "15.6.1", "{u}-MacBook-Pro-{tag}", "2026.7.1377.0"),
-    ("windows", "Latitude 7440", "Dell Inc.", "10.0.22631", "DESKTOP-{tag}", "2026.6.1325.0"),
-    ("linux", "ThinkPad X1 Carbon Gen 11", "LENOVO", "6.8.0", "{u}-thinkpad-{tag}",
-     "2026.7.1377.0"),
-]  # fmt: skip
-_PHONES = [
-    ("ios", "iPhone15,2", "Apple Inc.", "18.5", "{u}'s iPhone {tag}", "1.1.1.1/6.23"),
-    ("android", "Pixel 8", "Google", "15", "Pixel-8-{tag}", "a-6.81-4616"),
-]
-
-# P-256: keys are consecutive multiples of the generator (k0·G, (k0+1)·G, ...), each
-# found from the previous one with one point addition: real, distinct public keys at a
-# few microseconds each instead of tens for a fresh private key.
-_P = 0xFFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF
-_GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
-_GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
-_A = _P - 3
-# DER SubjectPublicKeyInfo of an uncompressed P-256 point, up to the point itself.
-_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 
 _USER_SQL = (
     "INSERT INTO users (id, account_id, email, name, groups, created_at, updated_at) "
@@ -110,26 +95,6 @@ class SeedError(Exception):
     """The seed cannot be written (unknown account, no default profile, pool too small)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SeedResult:
-    """What one seeding run wrote."""
-
-    account_id: str
-    registrations: int
-    devices: int
-    users: int
-    first_registration_id: str | None
-
-
-@dataclass(frozen=True)
-class _Account:
-    id: str
-    ipv6_base: int
-    profile_id: str
-    profile_name: str
-    free_hosts: list[int]
-
-
 Progress = Callable[[int], None]
 
 
@@ -152,35 +117,65 @@ class FleetSeeder:
         `progress(n)` is called after each chunk with the number of registrations written
         by it. Raises SeedError, writing nothing, when the account's pool cannot hold them.
         The rows are made in a spawned child process, so a script calling this needs the
-        usual `if __name__ == "__main__":` guard around its entry point.
+        usual `if __name__ == "__main__":` guard around its entry point. This is the path
+        beside other connections (WAL on SQLite); see store/seed_exclusive.py for the
+        faster one when nothing else has the SQLite file open.
         """
+        sqlite = self._db.dialect == "sqlite"
 
         async def work(tx: Transaction) -> SeedResult:
-            account = await _load_account(tx, account_id, registrations)
-            existing = await tx.fetch_one("SELECT COUNT(*) FROM registrations")
-            rng_seed = f"seed:{seed}:{existing[0] if existing else 0}"
-            plan = _PlanArgs(rng_seed, account, registrations, now_us())
-            sqlite = self._db.dialect == "sqlite"
-            if sqlite:
-                await tx.execute(f"PRAGMA cache_size = {_SQLITE_SEED_CACHE}")
-                await tx.execute("PRAGMA threads = 2")  # index builds sort on two threads
-            try:
-                rebuild = await _drop_indexes(tx) if sqlite else []
-                result = await _write(tx, plan, progress)
-                for sql in rebuild:
-                    await tx.execute(sql)
-            finally:
-                if sqlite:
-                    await tx.execute(f"PRAGMA cache_size = {_SQLITE_DEFAULT_CACHE}")
-                    await tx.execute("PRAGMA threads = 0")
-            return result
+            return await seed_in_transaction(tx, sqlite, account_id, registrations, seed, progress)
 
         return await self._db.write(work)
 
 
-async def _load_account(tx: Transaction, account_id: str, wanted: int) -> _Account:
+async def seed_in_transaction(
+    tx: Transaction,
+    sqlite: bool,
+    account_id: str,
+    registrations: int,
+    seed: int,
+    progress: Progress | None,
+) -> SeedResult:
+    """The seed's statements inside the caller's transaction."""
+    started = time.perf_counter()
+    account = await _load_account(tx, account_id, registrations)
+    existing = await tx.fetch_one("SELECT COUNT(*) FROM registrations")
+    rng_seed = f"seed:{seed}:{existing[0] if existing else 0}"
+    plan = PlanArgs(rng_seed, account, registrations, now_us())
+    if sqlite:
+        await tx.execute(f"PRAGMA cache_size = {_SQLITE_SEED_CACHE}")
+        await tx.execute("PRAGMA threads = 2")  # index builds sort on two threads
+    try:
+        rebuild = await _drop_indexes(tx) if sqlite else []
+        log.info("seed phase: account, free addresses, drop indexes %.1f s",
+                 time.perf_counter() - started)  # fmt: skip
+        started = time.perf_counter()
+        result = await _write(tx, plan, progress)
+        await set_address_marks(tx, account_id, *account.marks_after)
+        log.info("seed phase: make and insert rows %.1f s", time.perf_counter() - started)
+        started = time.perf_counter()
+        if rebuild:
+            await tx.execute(f"PRAGMA cache_size = {_SQLITE_SORT_CACHE}")
+        for name, sql in rebuild:
+            began = time.perf_counter()
+            await tx.execute(sql)
+            log.debug("seed index %s %.1f s", name, time.perf_counter() - began)
+        log.info("seed phase: rebuild %d indexes %.1f s", len(rebuild),
+                 time.perf_counter() - started)  # fmt: skip
+    finally:
+        if sqlite:
+            await tx.execute(f"PRAGMA cache_size = {_SQLITE_DEFAULT_CACHE}")
+            await tx.execute("PRAGMA threads = 0")
+    return result
+
+
+async def _load_account(tx: Transaction, account_id: str, wanted: int) -> SeedAccount:
     """The account's IPv6 base, default profile and free pool hosts (checked against wanted)."""
-    row = await tx.fetch_one("SELECT ipv6_prefix FROM accounts WHERE id = ?", (account_id,))
+    row = await tx.fetch_one(
+        "SELECT ipv6_prefix, next_ipv4_host, next_ipv6_host FROM accounts WHERE id = ?",
+        (account_id,),
+    )
     if row is None:
         raise SeedError(f"no account {account_id} in this registry")
     profile = await tx.fetch_one(
@@ -204,7 +199,10 @@ async def _load_account(tx: Transaction, account_id: str, wanted: int) -> _Accou
             f"(of {POOL_HOSTS:,}); cannot seed {wanted:,} registrations"
         )
     free = _free_hosts(taken, wanted)
-    return _Account(account_id, ipv6_base, profile[0], profile[1] or "Default", free)
+    past_used = max(max(taken, default=0), free[-1] if free else 0) + 1
+    # Never below a mark already set: it may sit above hosts freed since, on purpose.
+    marks = (max(past_used, row[1] or 0), max(past_used, row[2] or 0))
+    return SeedAccount(account_id, ipv6_base, profile[0], profile[1] or "Default", free, marks)
 
 
 def _hosts(addresses: list[str | None], family: socket.AddressFamily, base: int) -> set[int]:
@@ -230,29 +228,7 @@ def _free_hosts(taken: set[int], wanted: int) -> list[int]:
     return free
 
 
-@dataclass(frozen=True, slots=True)
-class _PlanArgs:
-    """What the generating process needs to make the rows (picklable)."""
-
-    rng_seed: str
-    account: _Account
-    count: int
-    now: int
-
-
-def _generate(args: _PlanArgs, queue: Any) -> None:
-    """Child process: make the rows and send them in order: users, chunks, the result."""
-    try:
-        plan = _Plan(random.Random(args.rng_seed), args.account, args.count, args.now)
-        queue.put(("users", plan.users()))
-        for chunk in plan.chunks():
-            queue.put(("chunk", chunk))
-        queue.put(("done", plan.result()))
-    except Exception as exc:  # reported to the parent, which fails the seed
-        queue.put(("error", repr(exc)))
-
-
-async def _write(tx: Transaction, args: _PlanArgs, progress: Progress | None) -> SeedResult:
+async def _write(tx: Transaction, args: PlanArgs, progress: Progress | None) -> SeedResult:
     """Users first (registrations reference them), then devices, tags and registrations.
 
     The rows are made in a child process while this one inserts: making them costs about
@@ -260,11 +236,11 @@ async def _write(tx: Transaction, args: _PlanArgs, progress: Progress | None) ->
     """
     context = multiprocessing.get_context("spawn")  # no fork of a threaded process
     queue = context.Queue(maxsize=_QUEUED_CHUNKS)
-    child = context.Process(target=_generate, args=(args, queue), daemon=True)
+    child = context.Process(target=generate_rows, args=(args, queue), daemon=True)
     child.start()
     try:
         while True:
-            kind, payload = await asyncio.to_thread(queue.get, True, _CHILD_TIMEOUT_S)
+            kind, payload = await asyncio.to_thread(_receive, queue)
             if kind == "error":
                 raise SeedError(f"making the seed's rows failed: {payload}")
             if kind == "done":
@@ -282,6 +258,19 @@ async def _write(tx: Transaction, args: _PlanArgs, progress: Progress | None) ->
         queue.close()
 
 
+def _receive(queue: Any) -> tuple[str, Any]:
+    """The child's next message, its rows decoded (on a worker thread, not the event loop).
+
+    Rows travel as `marshal` bytes: plain tuples of str, int and None, which marshal
+    writes and reads four times faster than pickle (measured 2.6 + 1.9 µs against
+    9.8 + 6.4 µs per registration), in the child and in this process, both busy.
+    """
+    kind, payload = queue.get(True, _CHILD_TIMEOUT_S)
+    if kind in ("users", "chunk"):
+        payload = marshal.loads(payload)
+    return kind, payload
+
+
 async def _insert_chunk(tx: Transaction, chunk: tuple[list[tuple[Any, ...]], ...]) -> int:
     devices, tags, registrations = chunk
     await tx.execute_many(_DEVICE_SQL, devices)
@@ -290,7 +279,7 @@ async def _insert_chunk(tx: Transaction, chunk: tuple[list[tuple[Any, ...]], ...
     return len(registrations)
 
 
-async def _drop_indexes(tx: Transaction) -> list[str]:
+async def _drop_indexes(tx: Transaction) -> list[tuple[str, str]]:
     """SQLite: drop the secondary indexes of the seeded tables; returns their CREATE SQL.
 
     Building an index once, by sorting, is several times faster than a million random
@@ -304,250 +293,4 @@ async def _drop_indexes(tx: Transaction) -> list[str]:
     )
     for name, _ in rows:
         await tx.execute(f'DROP INDEX "{name}"')
-    return [sql for _, sql in rows]
-
-
-class _Plan:
-    """Makes the rows of one seeding run, deterministically from its RNG."""
-
-    def __init__(self, rng: random.Random, account: _Account, count: int, now: int) -> None:
-        self.rng = rng
-        self.account = account
-        self.count = count
-        self.now = now
-        self.batch = f"{rng.getrandbits(24):06x}"  # keeps emails unique across runs
-        self.device_count = count - count // REENROLL_EVERY
-        self.user_count = max(1, -(-self.device_count // DEVICES_PER_USER))
-        self.user_ids = [_uuid(rng) for _ in range(self.user_count)]
-        self.user_emails: list[str] = []
-        self.user_names: list[str] = []
-        self.first_id: str | None = None
-        self._key = _P256Walk(rng)
-
-    def result(self) -> SeedResult:
-        return SeedResult(
-            self.account.id, self.count, self.device_count, self.user_count, self.first_id
-        )
-
-    def users(self) -> list[tuple[Any, ...]]:
-        rows = []
-        for index, user_id in enumerate(self.user_ids):
-            first, last = FIRST_NAMES[index % len(FIRST_NAMES)], self.rng.choice(LAST_NAMES)
-            group = GROUPS[index % len(GROUPS)]
-            domain = "contractors.example.com" if group == "contractors" else "example.com"
-            email = f"{first}.{last}.{self.batch}{index}@{domain}"
-            name = f"{first.title()} {last.title()}"
-            created = self.now - self.rng.randint(120, 400) * DAY_US
-            groups = json.dumps([{"id": f"group-{group}", "name": group}])
-            self.user_emails.append(email)
-            self.user_names.append(name)
-            rows.append((user_id, self.account.id, email, name, groups, created, created))
-        return rows
-
-    def chunks(self) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
-        """(device rows, tag rows, registration rows) per CHUNK registrations.
-
-        A re-enrolled device's two registrations are always in the same chunk.
-        """
-        devices: list[tuple[Any, ...]] = []
-        tags: list[tuple[Any, ...]] = []
-        registrations: list[tuple[Any, ...]] = []
-        device_index = 0
-        index = 0
-        while index < self.count:
-            pair = 2 if index % REENROLL_EVERY == REENROLL_EVERY - 2 else 1
-            pair = min(pair, self.count - index)
-            device, device_tags, regs = self._device(device_index, index, pair)
-            devices.append(device)
-            tags.extend(device_tags)
-            registrations.extend(regs)
-            device_index += 1
-            index += pair
-            if len(registrations) >= CHUNK:
-                yield devices, tags, registrations
-                devices, tags, registrations = [], [], []
-        if registrations:
-            yield devices, tags, registrations
-
-    def _device(
-        self, position: int, first_reg: int, count: int
-    ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """One device with its `count` registrations (the older one revoked when two)."""
-        rng = self.rng
-        device_id = _uuid(rng)
-        if self.first_id is None:
-            self.first_id = device_id
-        platforms = _LAPTOPS if position % 2 == 0 else _PHONES
-        kind, model, maker, os_version, pattern, version = platforms[position // 2 % len(platforms)]
-        user = None if rng.random() < SERVICE_TOKEN_SHARE else position // DEVICES_PER_USER
-        email = self.user_emails[user] if user is not None else ""
-        handle = email.split(".")[0] if email else "device"
-        created = self.now - (95 + int(rng.random() * 206)) * DAY_US
-
-        regs = []
-        reg_created = created + int(rng.random() * DAY_US)
-        for offset in range(count):
-            reg_id = device_id if offset == 0 else _uuid(rng)
-            replaced = offset < count - 1
-            regs.append(self._registration(reg_id, device_id, user, reg_created, first_reg + offset,
-                                           replaced))  # fmt: skip
-            reg_created += (1 + int(rng.random() * 30)) * DAY_US // 10
-
-        last = max(regs, key=lambda r: r[18])  # most recently seen registration
-        active = sum(1 for r in regs if r[19] is None)
-        tags_json, tag_pairs = _TAG_TABLE[position % len(_TAG_TABLE)]
-        device = (
-            device_id, self.account.id, pattern.format(u=handle, tag=f"{rng.getrandbits(24):06X}"),
-            created, created, version, kind, model, maker, f"{rng.getrandbits(64):016X}", None,
-            rng.randbytes(6).hex(":"), os_version, None,
-            base64.urlsafe_b64encode(rng.randbytes(16)).decode()[:22], None,
-            tags_json, last[18], last[3], last[0], active,
-            version, last[18], _ascii_lower(last[4]),
-        )  # fmt: skip
-        return device, [(device_id, k, v) for k, v in tag_pairs], regs
-
-    def _registration(
-        self, reg_id: str, device_id: str, user: int | None, created: int, number: int,
-        replaced: bool,
-    ) -> tuple[Any, ...]:  # fmt: skip
-        rng = self.rng
-        masque = rng.random() < MASQUE_SHARE
-        key = self._key.next() if masque else base64.b64encode(rng.randbytes(32)).decode()
-        last_seen = max(self.now - int(rng.random() * 90 * DAY_US), created)
-        revoked = replaced or rng.random() < REVOKED_SHARE
-        revoked_at = last_seen + 1 if revoked else None
-        host = self.account.free_hosts[number]
-        ipv4 = socket.inet_ntop(
-            socket.AF_INET, (int(VIRTUAL_IPV4_NETWORK.network_address) + host).to_bytes(4, "big")
-        )
-        ipv6_bytes = (self.account.ipv6_base + host).to_bytes(16, "big")
-        ipv6 = socket.inet_ntop(socket.AF_INET6, ipv6_bytes)
-        user_id = self.user_ids[user] if user is not None else None
-        return (
-            reg_id, self.account.id, device_id, user_id,
-            self.user_emails[user] if user is not None else "",
-            self.user_names[user] if user is not None else "",
-            self.account.profile_id, self.account.profile_name, created, key,
-            "secp256r1" if masque else "curve25519", "masque" if masque else "wireguard",
-            "warp", ipv4, ipv6, rng.randbytes(20).hex(), created, revoked_at or created,
-            last_seen, revoked_at, None if user is not None else _uuid(rng), None,
-        )  # fmt: skip
-
-
-def _tags(position: int) -> dict[str, str]:
-    """Tags as the demo gives them: `os` and `site` on most devices, some `compliance`."""
-    if position % 4 == 3:
-        return {}
-    platforms = _LAPTOPS if position % 2 == 0 else _PHONES
-    kind = platforms[position // 2 % len(platforms)][0]
-    tags = {"os": kind, "site": _SITES[position % len(_SITES)]}
-    if position % 5 == 0:
-        tags["compliance"] = "pci"
-    return tags
-
-
-# A device's tags depend only on its position modulo 60 (the periods 2, 3, 4 and 5 above):
-# made once, as the JSON the API shows and as the (key, value) rows the filter reads.
-_TAG_TABLE = [
-    (json.dumps(tags, separators=(",", ":")), list(tags.items()))
-    for tags in (_tags(position) for position in range(60))
-]
-
-
-class _P256Walk:
-    """Distinct real P-256 public keys: (k+1)·G, (k+2)·G, ... for a random k.
-
-    Made `_BATCH` at a time as base + j·G (j = 1.._BATCH, a table made once), sharing one
-    modular inversion among the batch (Montgomery's trick): a few microseconds per key
-    instead of tens for a fresh private key.
-    """
-
-    def __init__(self, rng: random.Random) -> None:
-        self._base = _scalar_mult(rng.randrange(2, 2**255))
-        self._ready: list[str] = []
-
-    def next(self) -> str:
-        if not self._ready:
-            self._ready = self._batch()
-        return self._ready.pop()
-
-    def _batch(self) -> list[str]:
-        bx, by = self._base
-        diffs = [(tx - bx) % _P for tx, _ in _MULTIPLES]
-        prefix = []
-        product = 1
-        for d in diffs:
-            prefix.append(product)
-            product = product * d % _P
-        inverse = pow(product, -1, _P)
-        keys = []
-        for index in range(len(diffs) - 1, -1, -1):
-            inv = inverse * prefix[index] % _P
-            inverse = inverse * diffs[index] % _P
-            tx, ty = _MULTIPLES[index]
-            slope = (ty - by) * inv % _P
-            x = (slope * slope - bx - tx) % _P
-            y = (slope * (bx - x) - by) % _P
-            if index == len(diffs) - 1:
-                self._base = (x, y)  # base + _BATCH·G: where the next batch starts
-            point = b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
-            keys.append(base64.b64encode(_SPKI_PREFIX + point).decode())
-        return keys
-
-
-def _add(p: tuple[int, int], q: tuple[int, int]) -> tuple[int, int]:
-    """p + q on P-256 for p != ±q (never met by the walk: k stays far below the order)."""
-    slope = (q[1] - p[1]) * pow(q[0] - p[0], -1, _P) % _P
-    x = (slope * slope - p[0] - q[0]) % _P
-    return x, (slope * (p[0] - x) - p[1]) % _P
-
-
-def _double(p: tuple[int, int]) -> tuple[int, int]:
-    slope = (3 * p[0] * p[0] + _A) * pow(2 * p[1], -1, _P) % _P
-    x = (slope * slope - 2 * p[0]) % _P
-    return x, (slope * (p[0] - x) - p[1]) % _P
-
-
-def _scalar_mult(k: int) -> tuple[int, int]:
-    """k·G by double-and-add (k ≥ 1; run once per seeding run, so speed does not matter)."""
-    result: tuple[int, int] | None = None
-    addend = (_GX, _GY)
-    while k:
-        if k & 1:
-            result = addend if result is None else _add(result, addend)
-        addend = _double(addend)
-        k >>= 1
-    assert result is not None
-    return result
-
-
-def _multiples(count: int) -> list[tuple[int, int]]:
-    """G, 2·G, ..., count·G."""
-    points = [(_GX, _GY)]
-    points.append(_double(points[0]))
-    while len(points) < count:
-        points.append(_add(points[-1], points[0]))
-    return points
-
-
-_BATCH = 256
-_MULTIPLES = _multiples(_BATCH)
-
-
-def _uuid(rng: random.Random) -> str:
-    """A random version-4 UUID string (as uuid.UUID would print it, at a third of its cost)."""
-    n = rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def _ascii_lower(text: str) -> str:
-    """lower() as SQLite and the "C" collation fold: ASCII letters only (devices.py)."""
-    return text.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+    return [(name, sql) for name, sql in rows]
