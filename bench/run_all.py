@@ -164,8 +164,8 @@ def sample_ids(database: str, account_id: str, count: int) -> tuple[list[str], s
         )]  # fmt: skip
         user = (
             conn.execute(
-                "SELECT user_id FROM registrations WHERE user_id IS NOT NULL AND revoked_at IS NULL "
-                "LIMIT 1 OFFSET 500000"
+                "SELECT user_id FROM registrations "
+                "WHERE user_id IS NOT NULL AND revoked_at IS NULL LIMIT 1 OFFSET 500000"
             ).fetchone()
             or conn.execute(
                 "SELECT user_id FROM registrations WHERE user_id IS NOT NULL LIMIT 1"
@@ -180,8 +180,10 @@ def registry_server(name: str, database: str, workers: int = 1, pinned: bool = T
     port = free_port()
     argv = [
         str(BIN / "warp-registry"), "serve", "--database", database, "--port", str(port),
-        "--log-level", "warning", "--workers", str(workers),
+        "--workers", str(workers),
     ]  # fmt: skip
+    # The default log level (info): one access line per request, as users run it; the
+    # server's stderr goes to a file in the work directory.
     server = Server(name, "warp-registry", "granian", argv, port)
     if not pinned:
         server.start = _unpinned_start(server)  # type: ignore[method-assign]
@@ -281,11 +283,13 @@ def list_scenario(
     base = f"/client/v4/accounts/{fleet.account_id}/devices/registrations"
     print(f"  walking to page {args.list_depth + 1:,} of the list ...")
     deep = cursor_at(server.port, base, fleet.token, args.list_depth * PAGE)
+    deep_query = urlencode({"per_page": PAGE, "cursor": deep})
+    user_query = urlencode({"per_page": PAGE, "user.id": user_id})
     urls = {
         "list page 1": f"{base}?per_page={PAGE}",
-        f"list page {args.list_depth + 1:,} (cursor)": f"{base}?{urlencode({'per_page': PAGE, 'cursor': deep})}",
-        "list page 1, user.id filter": f"{base}?{urlencode({'per_page': PAGE, 'user.id': user_id})}",
-    }  # fmt: skip
+        f"list page {args.list_depth + 1:,} (cursor)": f"{base}?{deep_query}",
+        "list page 1, user.id filter": f"{base}?{user_query}",
+    }
     for name, url in urls.items():
         status, body = request(server.port, "GET", url, {"Authorization": f"Bearer {fleet.token}"})
         if status != 200 or not json.loads(body)["result"]:
@@ -388,7 +392,8 @@ def enroll_scenario(server: Server, database: str, args: argparse.Namespace) -> 
 
 
 def postgres_scenario(args: argparse.Namespace, ids_count: int, log: TextIO,
-                      work: Path) -> tuple[dict[str, list[run_get.Sample]], float, str]:  # fmt: skip
+                      work: Path) -> tuple[dict[str, list[run_get.Sample]],
+                                           dict[str, list[float]], float, str]:  # fmt: skip
     """Seed a fresh PostgreSQL database, then GET with 1 and 2 workers (interleaved)."""
     name = f"warp_bench_{os.getpid()}"
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
@@ -405,19 +410,37 @@ def postgres_scenario(args: argparse.Namespace, ids_count: int, log: TextIO,
             server.start(work)
             run_get.wait_ready(server, fleet)
         samples: dict[str, list[run_get.Sample]] = {s.name: [] for s in servers}
-        unpinned = argparse.Namespace(**{**vars(args)})
+        pg_cpu: dict[str, list[float]] = {s.name: [] for s in servers}
         for round_no in range(1, args.rounds + 1):
             for server in servers:
-                argv_args = unpinned
-                sample = run_get.measure(server, round_no, argv_args, fleet, log)
+                before = postgres_cpu_seconds()
+                sample = run_get.measure(server, round_no, args, fleet, log)
+                # `measure` runs a warm-up first: both runs count, at the measured rate.
+                spent = postgres_cpu_seconds() - before
+                requests = sample.rps * (args.duration + args.warmup)
+                pg_cpu[server.name].append(spent * 1e6 / max(1.0, requests))
                 samples[server.name].append(sample)
                 print(f"  round {round_no} {server.name}: {sample.rps:,.0f} req/s")
-        return samples, seed_s, url.replace(name, "<db>")
+        return samples, pg_cpu, seed_s, url.replace(name, "<db>")
     finally:
         for server in servers:
             server.stop()
         subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
                        capture_output=True, timeout=120)  # fmt: skip
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every PostgreSQL server process on the machine."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / run_get.CLK_TCK
 
 
 def _pg_ids(url: str, account_id: str, count: int, work: Path) -> tuple[list[str], Path]:
@@ -527,7 +550,8 @@ def report(ctx: dict[str, Any]) -> str:
         f"{ctx['get_ids']:,} per request, `?include=policy`, Bearer token), "
         f"{ctx['warmup']} s warm-up before each measured run, {ctx['rounds']} interleaved "
         "rounds; server under `taskset -c 0`, wrk under `taskset -c 1`. warp-registry runs "
-        "as `warp-registry serve --database … --log-level warning` (one worker); the "
+        "as `warp-registry serve --database …` (one worker, default log level: one access "
+        "line per request, written to a file); the "
         "ceiling is `bench/ceiling.py` on the same granian settings with the same bytes; "
         f"Prism is `prism mock` ({PRISM_VERSION}) on an OpenAPI document with one of the "
         "same bodies as its example (it answers every id with it).",
@@ -629,11 +653,16 @@ def run(args: argparse.Namespace) -> None:
 
         if not args.skip_pg:
             print(f"PostgreSQL ({args.pg_registrations:,} registrations) ...")
-            pg, pg_seed_s, ctx["pg_url"] = postgres_scenario(args, args.get_ids, log, work)
+            pg, pg_cpu, pg_seed_s, ctx["pg_url"] = postgres_scenario(
+                args, args.get_ids, log, work
+            )
             ctx["pg"] = True
             labels = {"pg-workers-1": "GET PostgreSQL, 1 worker",
                       "pg-workers-2": "GET PostgreSQL, 2 workers"}  # fmt: skip
-            results += [summarise(labels[n], s, "not pinned") for n, s in pg.items()]
+            for server_name, samples in pg.items():
+                pg_us = statistics.median(pg_cpu[server_name])
+                note = f"not pinned; PostgreSQL's own CPU ≈ {pg_us:.0f} µs/req"
+                results.append(summarise(labels[server_name], samples, note))
             ctx.setdefault("notes", []).append(
                 f"- PostgreSQL seeding of {args.pg_registrations:,} registrations took "
                 f"{pg_seed_s:.1f} s.")  # fmt: skip
