@@ -157,11 +157,7 @@ async def test_killed_seed_transaction_leaves_all_or_nothing(
 
             killed_mid_way += await _kill_when_writing(database, kill, within_s=5)
         finally:
-            watchdog.cancel()
-            kill_group(child.pid)
-            child.wait(timeout=10)
-            if child.stdout is not None:
-                child.stdout.close()
+            _stop_child(child, watchdog)
 
         await _assert_whole_or_empty(database, expected_ids, tmp_path / f"r{round_number}.log")
     # The rounds must have tested what they claim at least once.
@@ -202,6 +198,15 @@ async def _assert_whole_or_empty(database: str, expected_ids: set[str], log: Pat
                 assert set(state) == expected_ids
 
 
+def _stop_child(child: subprocess.Popen[bytes], watchdog: threading.Timer) -> None:
+    """However a round ended: no watchdog, no process group, no open pipe left behind."""
+    watchdog.cancel()
+    kill_group(child.pid)
+    child.wait(timeout=10)
+    if child.stdout is not None:
+        child.stdout.close()
+
+
 # --- a killed `seed --registrations` on a SQLite file it has to itself ---
 
 _BULK_SEED = 100_000
@@ -235,11 +240,7 @@ async def test_killed_exclusive_bulk_seed_leaves_the_registry_as_before(tmp_path
             kill_group(child.pid)
             child.wait(timeout=10)
         finally:
-            watchdog.cancel()
-            kill_group(child.pid)
-            child.wait(timeout=10)
-            if child.stdout is not None:
-                child.stdout.close()
+            _stop_child(child, watchdog)
         killed_mid_way += locked
         journals_left += Path(database + "-journal").exists()
 
