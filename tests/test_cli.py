@@ -388,3 +388,40 @@ def test_serve_no_demo_starts_an_empty_account(tmp_path: Path) -> None:
         assert response.status_code == 404
     finally:
         stop_server(process)
+
+
+def test_seed_on_a_registry_without_account_says_to_init(tmp_path: Path) -> None:
+    result = run("seed", "--database", str(tmp_path / "empty.db"), "--registrations", "5")
+    assert result.exit_code == 1
+    assert "no account yet: run `warp-registry init`" in result.output
+
+
+def test_a_database_that_refuses_writes_is_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a read-only file does for a non-root user (root may write any file, so the
+    refusal is simulated where SQLite raises it)."""
+    import sqlite3
+
+    from warp_registry.store import seed_exclusive
+    from warp_registry.store.seeding import FleetSeeder
+
+    database = str(tmp_path / "ro.db")
+    assert run("init", "--database", database).exit_code == 0
+
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(seed_exclusive, "seed_sqlite_exclusively", refuse)
+    result = run("seed", "--database", database, "--registrations", "5")
+    assert result.exit_code == 1
+    assert "cannot write database" in result.output and "readonly" in result.output
+
+    async def no_exclusive(*args: object, **kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(seed_exclusive, "seed_sqlite_exclusively", no_exclusive)
+    monkeypatch.setattr(FleetSeeder, "seed", refuse)
+    result = run("seed", "--database", database, "--registrations", "5")
+    assert result.exit_code == 1
+    assert "cannot write database" in result.output and "readonly" in result.output

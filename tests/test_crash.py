@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -324,3 +325,89 @@ async def _send_until_refused(client: httpx.AsyncClient, account_id: str, calls:
             return done
         assert response.status_code == 200, response.text
     return len(calls)
+
+
+def _start_bulk_seed(database: str, count: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "warp_registry", "seed", "--registrations", str(count),
+         "--database", database],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _wait_for_seed_write(database: str) -> None:
+    deadline = time.monotonic() + 30
+    while not _sqlite_write_locked(database) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_ctrl_c_to_the_seed_process_alone_rolls_back_and_exits(tmp_path: Path) -> None:
+    """SIGINT to the seeding process only (a supervisor, `kill -INT`), not its group: the
+    statement in flight finishes, the seed rolls back whole, and the process exits."""
+    for round_number, delay_s in enumerate((0.2, 1.0, 2.5)):
+        database = str(tmp_path / f"int{round_number}.db")
+        done = cli("init", "--json", "--database", database)
+        assert done.returncode == 0, done.stderr
+        before = await _registration_count(database)
+        child = _start_bulk_seed(database, _BULK_SEED)
+        watchdog = threading.Timer(120, kill_group, (child.pid,))
+        watchdog.start()
+        try:
+            await _wait_for_seed_write(database)
+            await asyncio.sleep(delay_s)
+            child.send_signal(signal.SIGINT)
+            returncode = await asyncio.to_thread(child.wait, 60)
+        finally:
+            _stop_child(child, watchdog)
+
+        after = await _registration_count(database)
+        assert returncode != 0 and after == before, (returncode, before, after)
+        with closing(sqlite3.connect(database)) as conn:
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            users = conn.execute("SELECT COUNT(*) FROM users").fetchone()
+        with closing(sqlite3.connect(database)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert users is not None
+        again = cli("seed", "--registrations", "1000", "--database", database)
+        assert again.returncode == 0, again.stderr
+
+
+async def test_the_row_maker_exits_when_the_seed_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the seeding process alone: its child, blocked on a full queue, must not
+    live on as an orphan holding its rows."""
+    database = str(tmp_path / "orphan.db")
+    done = cli("init", "--json", "--database", database)
+    assert done.returncode == 0, done.stderr
+    child = _start_bulk_seed(database, 600_000)
+    watchdog = threading.Timer(120, kill_group, (child.pid,))
+    watchdog.start()
+    try:
+        await _wait_for_seed_write(database)
+        await asyncio.sleep(1.0)
+        helpers = _children(child.pid)
+        assert helpers, "the seed should have started its row-making child"
+        child.kill()
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        survivors = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in helpers if _alive(pid)]
+        assert survivors == []
+    finally:
+        _stop_child(child, watchdog)

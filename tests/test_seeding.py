@@ -78,17 +78,29 @@ async def test_a_seed_moves_the_address_marks_past_its_hosts(registry: Registry)
     )
     assert marks is not None and tuple(marks) == (highest + 1, highest + 1)
 
-    # A mark already above the seeded hosts stays where it is.
+    # The next seed goes on from the marks, as enrollment would: not into the gap a
+    # deleted registration left, and from a mark set higher, from there.
+    deleted = rows[0][0]
+    await store.db.write(
+        lambda tx: tx.execute("DELETE FROM registrations WHERE virtual_ipv4 = ?", (deleted,))
+    )
+
     async def raise_marks(tx: Transaction) -> None:
         await set_address_marks(tx, registry.account_id, highest + 500, highest + 700)
 
     await store.db.write(raise_marks)
     await store.seeding.seed(registry.account_id, 10, seed=4)
+    after = await store.db.fetch_all(
+        "SELECT virtual_ipv4 FROM registrations WHERE account_id = ?", (registry.account_id,)
+    )
+    hosts = {int(ipaddress.IPv4Address(row[0])) - int(network.network_address) for row in after}
+    assert set(range(highest + 700, highest + 710)) <= hosts
+    assert deleted not in {row[0] for row in after}
     marks = await store.db.fetch_one(
         "SELECT next_ipv4_host, next_ipv6_host FROM accounts WHERE id = ?",
         (registry.account_id,),
     )
-    assert marks is not None and tuple(marks) == (highest + 500, highest + 700)
+    assert marks is not None and tuple(marks) == (highest + 710, highest + 710)
 
 
 async def test_a_seed_larger_than_the_free_pool_writes_nothing(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -64,6 +65,12 @@ def _with_store(database: str, work: Callable[[SqlStore], Awaitable[T]]) -> T:
     except (_CannotOpen, OSError, ConnectionError) as exc:
         shown = describe_database(database)  # never echo a password
         raise click.ClickException(f"cannot open database {shown!r}: {exc}") from exc
+    except sqlite3.OperationalError as exc:  # a read-only file, a full disk, a lock held
+        raise _cannot_write(database, exc) from exc
+
+
+def _cannot_write(database: str, exc: Exception) -> click.ClickException:
+    return click.ClickException(f"cannot write database {describe_database(database)!r}: {exc}")
 
 
 def _normalise_database(database: str) -> str:
@@ -331,6 +338,8 @@ def add_registrations(database: str, count: int, account: str | None, rng_seed: 
                 result = _with_store(database, shared)
         except SeedError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.OperationalError as exc:  # the exclusive path runs outside _with_store
+            raise _cannot_write(database, exc) from exc
     elapsed = time.perf_counter() - started
     click.echo(
         f"seeded {result.registrations:,} registrations, {result.devices:,} devices and "
@@ -485,6 +494,8 @@ async def _pick_account(store: SqlStore, account: str | None) -> str:
             )
         return account.lower()
     accounts = await store.account_ids()
+    if not accounts:
+        raise click.ClickException("the registry has no account yet: run `warp-registry init`")
     if len(accounts) != 1:
         raise click.UsageError(
             f"the registry holds {len(accounts)} accounts; name one with --account"

@@ -9,6 +9,7 @@ those and a write either happens whole or not at all.
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -20,6 +21,13 @@ Params = Sequence[Any]
 
 class StoreUnavailable(ConnectionError):
     """The database cannot be reached or refused us; the app answers 503, the CLI exits."""
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique index refused a write (SQLite IntegrityError, PostgreSQL 23505)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE constraint failed" in str(exc)
+    return getattr(exc, "sqlstate", None) == "23505"
 
 
 class Transaction(ABC):

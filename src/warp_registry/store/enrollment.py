@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -53,7 +52,7 @@ from warp_registry.errors import (
     RegistrationRevoked,
 )
 from warp_registry.ids import new_uuid
-from warp_registry.store.database import Database, Transaction
+from warp_registry.store.database import Database, Transaction, is_unique_violation
 from warp_registry.store.devices import refresh_devices
 from warp_registry.store.profiles import assign_profile
 
@@ -210,7 +209,7 @@ class EnrollmentStore:
             try:
                 return await self.db.write(work)
             except Exception as exc:
-                if not _is_unique_violation(exc) or attempt == _MAX_UNIQUE_RETRIES:
+                if not is_unique_violation(exc) or attempt == _MAX_UNIQUE_RETRIES:
                     raise
                 await asyncio.sleep(0.001 * attempt)
         raise AssertionError("unreachable")
@@ -643,9 +642,3 @@ async def _view(tx: Transaction, registration_id: str) -> ClientRegistration:
     values[24] = values[24] or "{}"  # profile settings
     return ClientRegistration(*values)
 
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    """A unique index refused an insert (SQLite IntegrityError, PostgreSQL 23505)."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "UNIQUE constraint failed" in str(exc)
-    return getattr(exc, "sqlstate", None) == "23505"

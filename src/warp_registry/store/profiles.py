@@ -12,7 +12,6 @@ registration and records the answer in `registrations.policy_id`.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -32,7 +31,7 @@ from warp_registry.domain.profiles import (
 )
 from warp_registry.errors import DefaultProfileNotDeletable, PrecedenceInUse, ProfileNotFound
 from warp_registry.ids import new_uuid
-from warp_registry.store.database import Database, Row, Transaction
+from warp_registry.store.database import Database, Row, Transaction, is_unique_violation
 
 T = TypeVar("T")
 
@@ -233,7 +232,7 @@ class ProfileStore:
         try:
             return await self.db.write(work)
         except Exception as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise PrecedenceInUse() from None
             raise
 
@@ -268,12 +267,6 @@ async def _check_precedence_free(tx: Transaction, profile: Profile) -> None:
             "precedences of an account's custom profiles are unique"
         )
 
-
-def _is_unique_violation(exc: BaseException) -> bool:
-    """A unique index refused a write (SQLite IntegrityError, PostgreSQL 23505)."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "UNIQUE constraint failed" in str(exc)
-    return getattr(exc, "sqlstate", None) == "23505"
 
 
 # --- assignment (inside the client API's transactions) ---

@@ -24,13 +24,16 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from warp_registry.store.database import Params, Row, Transaction
 from warp_registry.store.seed_rows import SeedResult
 from warp_registry.store.seeding import Progress, seed_in_transaction
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -77,7 +80,7 @@ async def seed_sqlite_exclusively(
         log.info("seed phase: commit %.1f s", time.perf_counter() - started)
         return result
     finally:
-        await asyncio.to_thread(_close_exclusive, conn)
+        await tx.close()
 
 
 def _open_exclusive(path: str) -> sqlite3.Connection | None:
@@ -133,19 +136,37 @@ def _close_exclusive(conn: sqlite3.Connection) -> None:
 
 
 class _ConnectionTransaction(Transaction):
-    """Statements on the seeding's own SQLite connection, run off the event loop."""
+    """Statements on the seeding's own SQLite connection, on one thread of their own.
+
+    One thread, not `asyncio.to_thread`'s pool: when the seed is interrupted (Ctrl-C
+    cancels the awaiting task, not the statement), the ROLLBACK must wait for the
+    statement still running on the connection. Run beside it on another thread, it would
+    end the transaction under that statement, which would then go on in autocommit mode
+    and leave part of the seed behind.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-sqlite")
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        return await asyncio.to_thread(lambda: self._conn.execute(sql, params).fetchone())
+        return await self._run(lambda: self._conn.execute(sql, params).fetchone())
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await asyncio.to_thread(lambda: self._conn.execute(sql, params).fetchall())
+        return await self._run(lambda: self._conn.execute(sql, params).fetchall())
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await asyncio.to_thread(lambda: self._conn.execute(sql, params).rowcount)
+        return await self._run(lambda: self._conn.execute(sql, params).rowcount)
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
-        await asyncio.to_thread(self._conn.executemany, sql, rows)
+        await self._run(lambda: self._conn.executemany(sql, rows))
+
+    async def close(self) -> None:
+        """Back to WAL and release the file, after any statement still running."""
+        try:
+            await self._run(lambda: _close_exclusive(self._conn))
+        finally:
+            self._thread.shutdown(wait=True)

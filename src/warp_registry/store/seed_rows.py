@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import marshal
+import os
 import random
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from queue import Full
 from typing import Any
 
 from warp_registry.demo import FIRST_NAMES, GROUPS, LAST_NAMES
@@ -24,6 +26,7 @@ from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK
 
 DAY_US = 86_400 * 1_000_000
 CHUNK = 20_000  # registrations per executemany batch (and per progress update)
+_SEND_STEP_S = 0.5
 
 # Shares of the seeded fleet (see the module docstring).
 REENROLL_EVERY = 10
@@ -90,16 +93,31 @@ class PlanArgs:
     now: int
 
 
-def generate_rows(args: PlanArgs, queue: Any) -> None:
+def generate_rows(args: PlanArgs, queue: Any, parent_pid: int) -> None:
     """Child process: make the rows and send them in order: users, chunks, the result."""
+
+    def send(message: tuple[str, Any]) -> None:
+        # The queue holds a few chunks; when it is full, wait in short steps and give up
+        # once the parent is gone (killed with -9, it cannot stop us), instead of
+        # blocking for ever as an orphan holding its rows.
+        while True:
+            try:
+                queue.put(message, timeout=_SEND_STEP_S)
+                return
+            except Full:
+                if os.getppid() != parent_pid:
+                    # Nobody will read what is still buffered: exit without flushing it.
+                    queue.cancel_join_thread()
+                    raise SystemExit(1) from None
+
     try:
         plan = _Plan(random.Random(args.rng_seed), args.account, args.count, args.now)
-        queue.put(("users", marshal.dumps(plan.users())))
+        send(("users", marshal.dumps(plan.users())))
         for chunk in plan.chunks():
-            queue.put(("chunk", marshal.dumps(chunk)))
-        queue.put(("done", plan.result()))
+            send(("chunk", marshal.dumps(chunk)))
+        send(("done", plan.result()))
     except Exception as exc:  # reported to the parent, which fails the seed
-        queue.put(("error", repr(exc)))
+        send(("error", repr(exc)))
 
 
 class _Plan:
