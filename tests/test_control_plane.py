@@ -16,6 +16,7 @@ from warp_registry.clock import format_rfc3339, now_us, parse_rfc3339, set_serve
 from warp_registry.control import actions
 from warp_registry.control.journal import PRUNE_EVERY
 from warp_registry.http.app import RegistryApp
+from warp_registry.store import sql_store
 from warp_registry.store.control import CONTROL_TABLES, DATA_TABLES
 
 DAY_US = 86_400 * 1_000_000
@@ -186,6 +187,33 @@ async def test_reset_to_the_demo_fleet_and_seed_n_devices(
     )
     assert {r["id"] for r in response.json()["result"]} == {r.id for r in small.registrations}
     assert len(small.devices) == 7
+
+
+async def test_a_large_seeded_fleet_has_unique_users(
+    control: httpx.AsyncClient, registry: Registry
+) -> None:
+    """Names repeat in a fleet of hundreds of users; emails must not (unique per account)."""
+    seeded = _result(await control.post("/seed", json={"devices": 600, "seed": 2}))
+    emails = await registry.store.db.fetch_all(
+        "SELECT email FROM users WHERE account_id = ?", (seeded["account_id"],)
+    )
+    assert len(emails) == 600 and len({row[0] for row in emails}) == 600
+
+
+async def test_a_reset_that_fails_leaves_the_registry_as_it_was(
+    control: httpx.AsyncClient, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = (await control.get("/export")).content
+
+    async def broken(tx: Any, fleet: Any) -> None:
+        await tx.execute("INSERT INTO accounts (id, name, ipv6_prefix, created_at) "
+                         "VALUES ('x', 'half', 'fd00', 0)")  # fmt: skip
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(sql_store, "_insert_fleet", broken)
+    with pytest.raises(RuntimeError):
+        await actions.reset(registry.store, demo_fleet=True, seed=4)
+    assert (await control.get("/export")).content == before
 
 
 async def test_bad_control_bodies_are_400s(control: httpx.AsyncClient) -> None:

@@ -74,10 +74,12 @@ async def initialise(
     with_demo: bool = True,
     anchor_us: int | None = None,
     size: demo.DemoSize | None = None,
+    replace: bool = False,
 ) -> InitResult:
     """Create the first account, a Zero Trust Write token and the demo fleet, in one go.
 
-    Raises RegistryNotEmpty, writing nothing, when the registry already has an account.
+    Raises RegistryNotEmpty, writing nothing, when the registry already has an account,
+    unless `replace`: then what the registry held is deleted in the same transaction.
     """
     fleet, account_id, example = plan_registry(seed, with_demo, anchor_us or now_us(), size)
     token = new_api_token()
@@ -92,6 +94,6 @@ async def initialise(
         )
     )
 
-    if not await store.insert_fleet(fleet, require_empty=True):
+    if not await store.insert_fleet(fleet, require_empty=True, replace=replace):
         raise RegistryNotEmpty()
     return InitResult(account_id, token, example)

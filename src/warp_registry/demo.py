@@ -174,17 +174,22 @@ def _profiles(
 
 def _users(rng: random.Random, account_id: str, now: int, count: int) -> list[UserRecord]:
     users = []
+    emails: set[str] = set()
     for index in range(count):
         first = FIRST_NAMES[index % len(FIRST_NAMES)]
         last = rng.choice(LAST_NAMES)
         group = GROUPS[index % len(GROUPS)]
         domain = "contractors.example.com" if group == "contractors" else "example.com"
         created = now - rng.randint(120, 400) * DAY_US
+        email = f"{first}.{last}@{domain}"
+        if email in emails:  # a large fleet repeats names; emails are unique per account
+            email = f"{first}.{last}{index}@{domain}"
+        emails.add(email)
         users.append(
             UserRecord(
                 id=_uuid(rng),
                 account_id=account_id,
-                email=f"{first}.{last}@{domain}",
+                email=email,
                 name=f"{first.title()} {last.title()}",
                 groups_json=json.dumps([{"id": f"group-{group}", "name": group}]),
                 created_at=created,

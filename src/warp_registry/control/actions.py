@@ -112,15 +112,15 @@ async def change_clock(store: SqlStore, action: str, value_us: int | None = None
 async def reset(
     store: SqlStore, *, demo_fleet: bool, seed: int, devices: int | None = None
 ) -> InitResult:
-    """Empty the registry, then create an account and token (and the demo fleet) as
-    `init` does. Faults, journal, rate-limit counts and the clock go too."""
+    """Empty the registry and create an account and token (and the demo fleet) as `init`
+    does, in one transaction: if writing the new registry fails, the old one stays.
+    Faults, journal, rate-limit counts and the clock go too."""
     if devices is not None and not 0 <= devices <= MAX_SEED_DEVICES:
         raise ControlRequestInvalid(f"devices must be from 0 to {MAX_SEED_DEVICES}")
-    await store.control.wipe()
-    set_server_clock(None, 0)
     size = None if devices is None or devices == 0 else demo_size(devices)
     with_demo = demo_fleet and devices != 0
-    return await initialise(store, seed=seed, with_demo=with_demo, size=size)
+    set_server_clock(None, 0)  # the new fleet is dated by the real clock
+    return await initialise(store, seed=seed, with_demo=with_demo, size=size, replace=True)
 
 
 def demo_size(devices: int) -> demo.DemoSize:

@@ -7,7 +7,7 @@ one PostgreSQL database sees the same clock, the same faults and the same counte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -316,13 +316,19 @@ class ControlStore:
     async def wipe(self) -> None:
         """Delete every data row and the control state of tests (faults, journal, counts,
         clock); the admin token and the journal size stay."""
+        wipe = await self.wiper()
+        await self.db.write(wipe)
+
+    async def wiper(self) -> Callable[[Transaction], Awaitable[None]]:
+        """`wipe`'s statements, for a caller to run first inside its own transaction (a
+        reset that writes the new registry in the same transaction)."""
         order = await self.data_tables()
 
         async def work(tx: Transaction) -> None:
             await _delete_data(tx, order)
             await _clear_control(tx)
 
-        await self.db.write(work)
+        return work
 
     async def _columns(self, table: str) -> list[str]:
         rows = await self.db.fetch_all(_LIST_COLUMNS[self.db.dialect], (table,))

@@ -184,14 +184,21 @@ class SqlStore:
 
     # --- bulk creation ---
 
-    async def insert_fleet(self, fleet: FleetRecords, *, require_empty: bool = False) -> bool:
+    async def insert_fleet(
+        self, fleet: FleetRecords, *, require_empty: bool = False, replace: bool = False
+    ) -> bool:
         """Write a whole fleet in one transaction.
 
         With `require_empty`, nothing is written (and False returned) when the registry
-        already holds an account; the check and the writes share the transaction.
+        already holds an account; the check and the writes share the transaction. With
+        `replace`, the registry is emptied first (`ControlStore.wipe`) in that same
+        transaction, so a failed write leaves the old registry in place.
         """
+        wipe = await self.control.wiper() if replace else None
 
         async def insert(tx: Transaction) -> bool:
+            if wipe is not None:
+                await wipe(tx)
             if require_empty:
                 row = await tx.fetch_one("SELECT COUNT(*) FROM accounts")
                 if row is not None and int(row[0]) > 0:
