@@ -7,11 +7,12 @@ import logging
 import logging.handlers
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Registry
+from tests.conftest import Registry, cli, start_server, stop_server
 from warp_registry.ids import new_uuid
 from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler
 from warp_registry.secrets import hash_secret, new_global_key
@@ -192,3 +193,17 @@ def test_another_handler_or_format_takes_the_logging_path() -> None:
         assert "/z" not in stream.getvalue()
     finally:
         handler.close()
+
+
+def test_a_server_stopped_at_once_still_writes_its_last_access_lines(tmp_path: Path) -> None:
+    """The lines sit in a buffer flushed every 0.2 s; stopping must not drop them."""
+    database = str(tmp_path / "stop.db")
+    assert cli("init", "--database", database).returncode == 0
+    log_path = tmp_path / "server.log"
+    process, base_url = start_server(database, log_path=log_path)
+    try:
+        ids = [httpx.get(f"{base_url}/nowhere/{n}").headers["x-request-id"] for n in range(4)]
+    finally:
+        stop_server(process)
+    logged = log_path.read_text()
+    assert all(f"rid={rid}" in logged for rid in ids), logged[-2000:]

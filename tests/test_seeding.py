@@ -103,6 +103,27 @@ async def test_a_seed_moves_the_address_marks_past_its_hosts(registry: Registry)
     assert marks is not None and tuple(marks) == (highest + 710, highest + 710)
 
 
+async def test_seeding_again_after_deleting_seeded_registrations(registry: Registry) -> None:
+    """Back at the same registration count, with the first seed's users still there, the
+    same --seed must not make the same (colliding) ids."""
+    store = registry.store
+    count = await store.db.fetch_one("SELECT COUNT(*) FROM registrations")
+    first = await store.seeding.seed(registry.account_id, 10, seed=5)
+    assert first.registrations == 10
+    rows = await store.db.fetch_all(
+        "SELECT id FROM registrations ORDER BY created_at DESC, id LIMIT 10"
+    )
+
+    async def delete(tx: Transaction) -> None:
+        for (reg_id,) in rows:
+            await tx.execute("DELETE FROM registrations WHERE id = ?", (reg_id,))
+
+    await store.db.write(delete)
+    assert await store.db.fetch_one("SELECT COUNT(*) FROM registrations") == count
+    second = await store.seeding.seed(registry.account_id, 10, seed=5)
+    assert second.registrations == 10
+
+
 async def test_a_seed_larger_than_the_free_pool_writes_nothing(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

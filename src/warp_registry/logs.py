@@ -79,7 +79,7 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         try:
             self.stream.write(self.format(record) + self.terminator)
             if record.levelno >= logging.WARNING:
-                self._flush_now()
+                self.flush_now()
         except Exception:
             self.handleError(record)
 
@@ -87,18 +87,18 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # logging calls this after every record; the timer thread does the real flushing.
         pass
 
-    def _flush_now(self) -> None:
+    def flush_now(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self.stream.flush()
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
-            self._flush_now()
+            self.flush_now()
 
     def close(self) -> None:
         self._stop.set()
         with contextlib.suppress(ValueError):  # the stream may be closed at interpreter exit
-            self._flush_now()
+            self.flush_now()
         super().close()
 
 
@@ -149,3 +149,11 @@ class AccessLog:
             self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
             self._second = second
         return f"{self._second_text},{int((now - second) * 1000):03d}"
+
+
+def flush_buffered(logger_name: str = "warp_registry") -> None:
+    """Write out what the server's handlers still hold (a worker stopping may not run
+    `atexit`, and the timer thread would only flush it up to FLUSH_INTERVAL later)."""
+    for handler in logging.getLogger(logger_name).handlers:
+        if isinstance(handler, BufferedStderrHandler):
+            handler.flush_now()

@@ -24,7 +24,7 @@ from warp_registry.http.context import AppContext
 from warp_registry.http.envelope import error_body
 from warp_registry.http.request import JSON_HEADERS, Request, Response
 from warp_registry.http.routes import build_router
-from warp_registry.logs import AccessLog
+from warp_registry.logs import AccessLog, flush_buffered
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -79,6 +79,7 @@ class RegistryApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.context.stop()
+                flush_buffered()  # the last requests' access lines, before the worker ends
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

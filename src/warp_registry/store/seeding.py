@@ -146,8 +146,15 @@ async def seed_in_transaction(
     """The seed's statements inside the caller's transaction."""
     started = time.perf_counter()
     account = await _load_account(tx, account_id, registrations)
-    existing = await tx.fetch_one("SELECT COUNT(*) FROM registrations")
-    rng_seed = f"seed:{seed}:{existing[0] if existing else 0}"
+    # The same --seed on the same registry makes the same fleet; a registry that has
+    # changed since (more rows, or registrations deleted but their users kept) gets other
+    # ids, so a second seed does not make rows that collide with the first one's.
+    existing = await tx.fetch_one(
+        "SELECT (SELECT COUNT(*) FROM registrations), (SELECT COUNT(*) FROM devices), "
+        "(SELECT COUNT(*) FROM users)"
+    )
+    counts = ":".join(str(count) for count in existing or ())
+    rng_seed = f"seed:{seed}:{counts}"
     plan = PlanArgs(rng_seed, account, registrations, now_us())
     if sqlite:
         await tx.execute(f"PRAGMA cache_size = {_SQLITE_SEED_CACHE}")
