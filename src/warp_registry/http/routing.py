@@ -101,15 +101,19 @@ class Router:
 
     def resolve(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         """Find the operation for a request, or raise the matching routing error."""
-        params: dict[str, str] = {}
-        malformed: list[bool] = [False]
-        node = _match(self._root, _segments(path), 0, params, malformed)
+        segments = _segments(path)
+        found = _match_straight(self._root, segments)
+        if found is None:
+            params: dict[str, str] = {}
+            malformed: list[bool] = [False]
+            node = _match(self._root, segments, 0, params, malformed)
+            if node is None:
+                if malformed[0]:
+                    raise InvalidObjectIdentifier(path)
+                raise NoRoute()
+            found = node, params
 
-        if node is None:
-            if malformed[0]:
-                raise InvalidObjectIdentifier(path)
-            raise NoRoute()
-
+        node, params = found
         operation = node.operations.get(method)
         if operation is None:
             if method == "HEAD" and "GET" in node.operations:
@@ -120,6 +124,28 @@ class Router:
 
 def _segments(path: str) -> list[str]:
     return [s for s in path.split("/") if s]
+
+
+def _match_straight(root: _Node, segments: list[str]) -> tuple[_Node, dict[str, str]] | None:
+    """The common case without backtracking: a literal where the path has one, else the
+    parameter, every parameter well formed. None sends the request to `_match`, which
+    tries the other branches and tells a malformed id from no route at all. Both agree
+    when this finds a route: `_match` tries literals first too."""
+    node = root
+    params: dict[str, str] = {}
+    for segment in segments:
+        literal = node.literals.get(segment)
+        if literal is not None:
+            node = literal
+            continue
+        if node.param is None:
+            return None
+        name, param_type, node = node.param
+        check, normalise = _CONVERTERS[param_type]
+        if not check(segment):
+            return None
+        params[name] = normalise(segment)
+    return (node, params) if node.operations else None
 
 
 def _match(
