@@ -24,13 +24,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from warp_registry.store.database import Params, Row, Transaction
 from warp_registry.store.seed_rows import SeedResult
 from warp_registry.store.seeding import Progress, seed_in_transaction
+from warp_registry.store.sqlite import ThreadTransaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -135,38 +134,16 @@ def _close_exclusive(conn: sqlite3.Connection) -> None:
         conn.close()
 
 
-class _ConnectionTransaction(Transaction):
-    """Statements on the seeding's own SQLite connection, on one thread of their own.
-
-    One thread, not `asyncio.to_thread`'s pool: when the seed is interrupted (Ctrl-C
-    cancels the awaiting task, not the statement), the ROLLBACK must wait for the
-    statement still running on the connection. Run beside it on another thread, it would
-    end the transaction under that statement, which would then go on in autocommit mode
-    and leave part of the seed behind.
-    """
+class _ConnectionTransaction(ThreadTransaction):
+    """The seed's statements on its own connection and thread (see ThreadTransaction for
+    why one thread: an interrupted seed must roll back after its running statement)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-sqlite")
-
-    async def _run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
-
-    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        return await self._run(lambda: self._conn.execute(sql, params).fetchone())
-
-    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._run(lambda: self._conn.execute(sql, params).fetchall())
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._run(lambda: self._conn.execute(sql, params).rowcount)
-
-    async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._run(lambda: self._conn.executemany(sql, rows))
+        super().__init__(conn, ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed"))
 
     async def close(self) -> None:
         """Back to WAL and release the file, after any statement still running."""
         try:
-            await self._run(lambda: _close_exclusive(self._conn))
+            await self.run(lambda: _close_exclusive(self._conn))
         finally:
             self._thread.shutdown(wait=True)

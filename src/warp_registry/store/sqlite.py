@@ -39,26 +39,42 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class _SqliteTransaction(Transaction):
-    def __init__(self, db: SqliteDatabase, conn: sqlite3.Connection) -> None:
-        self._db = db
-        self._conn = conn
+class ThreadTransaction(Transaction):
+    """Statements of one transaction on one SQLite connection, run on `thread`.
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        self._db._query_count += 1
-        return await asyncio.get_running_loop().run_in_executor(self._db._writer, fn)
+    `thread` is an executor with a single worker that owns the connection: the
+    statements and the ROLLBACK of an interrupted transaction queue behind each other on
+    it, so a cancelled caller can never end the transaction under a statement still
+    running (which would then go on in autocommit mode). `counted` is told of each
+    statement (the store's query counter).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        counted: Callable[[], None] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._thread = thread
+        self._counted = counted
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self._counted is not None:
+            self._counted()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        return await self._run(lambda: self._conn.execute(sql, params).fetchone())
+        return await self.run(lambda: self._conn.execute(sql, params).fetchone())
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._run(lambda: self._conn.execute(sql, params).fetchall())
+        return await self.run(lambda: self._conn.execute(sql, params).fetchall())
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._run(lambda: self._conn.execute(sql, params).rowcount)
+        return await self.run(lambda: self._conn.execute(sql, params).rowcount)
 
     async def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
-        await self._run(lambda: self._conn.executemany(sql, rows))
+        await self.run(lambda: self._conn.executemany(sql, rows))
 
 
 class SqliteDatabase(Database):
@@ -75,6 +91,9 @@ class SqliteDatabase(Database):
         self._scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
         self._scanner_conns = threading.local()
         self._write_lock = asyncio.Lock()
+
+    def _count_query(self) -> None:
+        self._query_count += 1
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         self._query_count += 1
@@ -104,14 +123,14 @@ class SqliteDatabase(Database):
         raise AssertionError("unreachable")
 
     async def _attempt(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
-        tx = _SqliteTransaction(self, self._write_conn)
-        await tx._run(lambda: self._write_conn.execute("BEGIN IMMEDIATE"))
+        tx = ThreadTransaction(self._write_conn, self._writer, self._count_query)
+        await tx.run(lambda: self._write_conn.execute("BEGIN IMMEDIATE"))
         try:
             result = await work(tx)
         except BaseException:
-            await tx._run(self._rollback)
+            await tx.run(self._rollback)
             raise
-        await tx._run(lambda: self._write_conn.execute("COMMIT"))
+        await tx.run(lambda: self._write_conn.execute("COMMIT"))
         return result
 
     def _rollback(self) -> None:
