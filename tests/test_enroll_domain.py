@@ -145,6 +145,31 @@ def test_allocation_matches_the_definition(used: set[int], mark: int | None) -> 
     assert fast is None or fast == expected
 
 
+@given(
+    st.sets(st.integers(min_value=2, max_value=40)),
+    st.none() | st.integers(0, 45),
+    st.integers(1, 45),
+)
+def test_handing_out_many_is_choosing_one_at_a_time(
+    used: set[int], mark: int | None, count: int
+) -> None:
+    """What a bulk seed gets equals `count` enrollments in a row, each moving the mark."""
+    pool = AddressPool(last_host=40)
+    one_by_one: list[int] = []
+    taken, next_mark = set(used), mark
+    try:
+        for _ in range(count):
+            host = pool.choose(taken, next_mark)
+            one_by_one.append(host)
+            taken.add(host)
+            next_mark = host + 1
+    except AddressPoolExhausted:
+        with pytest.raises(AddressPoolExhausted):
+            pool.hand_out(used, mark, count)
+        return
+    assert pool.hand_out(used, mark, count) == one_by_one
+
+
 def test_client_id_is_three_bytes_unique_per_address() -> None:
     ids = {client_id(f"100.{96 + a}.{b}.{c}") for a in (0, 15) for b in (0, 255) for c in (2, 9)}
     assert len(ids) == 8

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import itertools
 import json
 import socket
 from collections.abc import Iterable
@@ -526,33 +527,27 @@ class AddressPool:
         The first free host at or above the mark (or, with the mark unknown, above the
         highest host in use), else the lowest free host; AddressPoolExhausted if none.
         """
+        return self.hand_out(used, mark, 1)[0]
+
+    def hand_out(self, used: Iterable[int], mark: int | None, count: int) -> list[int]:
+        """The next `count` hosts by the rule, in the order enrollments would get them
+        (what `choose` gives, `count` times over); AddressPoolExhausted if fewer are free.
+        The bulk seeder hands out a whole seed's hosts with it."""
         taken = {host for host in used if self.first_host <= host <= self.top}
         start = mark if mark is not None else max(taken, default=self.first_host - 1) + 1
-        host = max(start, self.first_host)
-        while host <= self.top and host in taken:
-            host += 1
-        if host <= self.top:
-            return host
-        lowest = _lowest_free(taken, self.first_host)
-        if lowest > self.top:
+        start = min(max(start, self.first_host), self.top + 1)
+        order = itertools.chain(
+            range(start, self.top + 1), range(self.first_host, start)
+        )  # up to the top, then round from the bottom
+        hosts = list(itertools.islice((host for host in order if host not in taken), count))
+        if len(hosts) < count:
             raise AddressPoolExhausted()
-        return lowest
+        return hosts
 
 
 def ipv6_network(prefix: str) -> ipaddress.IPv6Network:
     """An account's IPv6 prefix (`2606:4700:cf1:1a2b`, four groups) as its /64."""
     return ipaddress.IPv6Network(f"{prefix}::/64")
-
-
-def _lowest_free(taken: set[int], first_host: int) -> int:
-    """The lowest host from `first_host` that is not taken (may be past the pool's top)."""
-    candidate = first_host
-    for host in sorted(taken):
-        if host > candidate:
-            break
-        if host == candidate:
-            candidate += 1
-    return candidate
 
 
 def client_id(ipv4: str | None) -> str:

@@ -80,7 +80,7 @@ class SeedAccount:
     free_hosts: list[int]
     # The account's address marks once the seed is in (store/enrollment.py): past every
     # host in use, so the next enrollment probes a few free hosts instead of reading all.
-    marks_after: tuple[int, int]
+    marks_after: tuple[int | None, int | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,12 +32,10 @@ The shape of a seeded fleet (our choice, close to the demo fleet's):
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import marshal
 import multiprocessing
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -45,7 +43,7 @@ from queue import Empty
 from typing import Any
 
 from warp_registry.clock import now_us
-from warp_registry.domain.enrollment import FIRST_HOST, VIRTUAL_IPV4_NETWORK, ipv6_network
+from warp_registry.domain.enrollment import FIRST_HOST, AddressPool, ipv6_network
 from warp_registry.store.database import Database, Transaction, is_unique_violation
 from warp_registry.store.enrollment import set_address_marks
 from warp_registry.store.seed_rows import (
@@ -60,7 +58,8 @@ log = logging.getLogger(__name__)
 _QUEUED_CHUNKS = 4  # chunks made ahead of the inserts (bounds the memory they hold)
 _CHILD_TIMEOUT_S = 300  # a chunk takes well under a second; this only catches a hung child
 _RECEIVE_STEP_S = 0.2
-POOL_TOP = VIRTUAL_IPV4_NETWORK.num_addresses - 2  # last host before broadcast
+_POOL = AddressPool()  # the pool enrollment allocates from
+POOL_TOP = _POOL.top  # last host before broadcast
 POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
 
 # SQLite page cache for the seeding transaction: its index pages stay in memory instead
@@ -211,50 +210,24 @@ async def _load_account(tx: Transaction, account_id: str, wanted: int) -> SeedAc
         "SELECT virtual_ipv4, virtual_ipv6 FROM registrations WHERE account_id = ?",
         (account_id,),
     )
-    ipv6_base = int(ipv6_network(row[0]).network_address)
-    taken = _hosts([r[0] for r in used], socket.AF_INET, int(VIRTUAL_IPV4_NETWORK.network_address))
-    taken |= _hosts([r[1] for r in used], socket.AF_INET6, ipv6_base)
+    # One host number serves both families, so a host is taken if either address uses it.
+    taken = set(_POOL.ipv4().hosts(r[0] for r in used))
+    taken.update(_POOL.ipv6(row[0]).hosts(r[1] for r in used))
     free_count = POOL_HOSTS - len({h for h in taken if FIRST_HOST <= h <= POOL_TOP})
     if wanted > free_count:
         raise SeedError(
             f"the account's virtual address pool has {free_count:,} free addresses "
             f"(of {POOL_HOSTS:,}); cannot seed {wanted:,} registrations"
         )
-    # Enrollment's rule (AddressPool): onwards from the account's mark, or from past the
-    # highest host in use when no mark is known, wrapping to the lowest free host at the
-    # top; so a seed does not hand out at once the addresses of registrations just deleted.
+    # Enrollment's rule, from the account's marks (one for both families only when both
+    # are known), so a seed does not hand out at once the addresses just freed.
     marks = [mark for mark in (row[1], row[2]) if mark is not None]
-    start = max(marks) if len(marks) == 2 else max(taken, default=FIRST_HOST - 1) + 1
-    free = _free_hosts(taken, wanted, start)
-    after = free[-1] + 1 if free else start
+    free = _POOL.hand_out(taken, max(marks) if len(marks) == 2 else None, wanted)
+    marks_after = (free[-1] + 1, free[-1] + 1) if free else (row[1], row[2])
+    ipv6_base = int(ipv6_network(row[0]).network_address)
     return SeedAccount(
-        account_id, ipv6_base, profile[0], profile[1] or "Default", free, (after, after)
+        account_id, ipv6_base, profile[0], profile[1] or "Default", free, marks_after
     )
-
-
-def _hosts(addresses: list[str | None], family: socket.AddressFamily, base: int) -> set[int]:
-    hosts = set()
-    for text in addresses:
-        if text is None:
-            continue
-        try:
-            hosts.add(int.from_bytes(socket.inet_pton(family, text), "big") - base)
-        except (OSError, ValueError):  # not an address of the pool's form
-            continue
-    return hosts
-
-
-def _free_hosts(taken: set[int], wanted: int, start: int) -> list[int]:
-    """`wanted` host numbers that neither address family uses yet, in the order enrollment
-    would hand them out: from `start` up to the top of the pool, then from the bottom."""
-    free: list[int] = []
-    order = itertools.chain(range(max(start, FIRST_HOST), POOL_TOP + 1), range(FIRST_HOST, start))
-    for host in order:
-        if len(free) == wanted:
-            break
-        if host not in taken:
-            free.append(host)
-    return free
 
 
 async def _write(tx: Transaction, args: PlanArgs, progress: Progress | None) -> SeedResult:
