@@ -431,16 +431,8 @@ def postgres_scenario(args: argparse.Namespace, ids_count: int, log: TextIO,
 
 def postgres_cpu_seconds() -> float:
     """User + system CPU time of every PostgreSQL server process on the machine."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / run_get.CLK_TCK
+    stats = Path("/proc").glob("[0-9]*/stat")
+    return sum(run_get.process_cpu_seconds(stat, "postgres") for stat in stats)
 
 
 def _pg_ids(url: str, account_id: str, count: int, work: Path) -> tuple[list[str], Path]:

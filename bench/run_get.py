@@ -295,14 +295,20 @@ def process_tree(root: int) -> list[int]:
 
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU time of a process tree (all threads of each process)."""
-    total = 0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / CLK_TCK
+    return sum(process_cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in process_tree(root))
+
+
+def process_cpu_seconds(stat: Path, name: str | None = None) -> float:
+    """User + system CPU time from a /proc/<pid>/stat file (all threads); 0 when the
+    process is gone or, with `name`, is another program."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return 0.0
+    if name is not None and f"({name})" not in text:
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
 def tree_rss_mib(root: int) -> float:
