@@ -14,7 +14,12 @@ import pytest
 
 from tests.conftest import Registry, cli, start_server, stop_server
 from warp_registry.ids import new_uuid
-from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler
+from warp_registry.logs import (
+    LINE_FORMAT,
+    MAX_PENDING_LINES,
+    AccessLog,
+    BufferedStderrHandler,
+)
 from warp_registry.secrets import hash_secret, new_global_key
 
 ACCESS = "warp_registry.access"
@@ -135,10 +140,12 @@ async def test_a_500_logs_exactly_one_traceback(
     assert line["rid"] in tracebacks[0].getMessage()
 
 
-def _server_style_logger(name: str) -> tuple[logging.Logger, io.StringIO, BufferedStderrHandler]:
+def _server_style_logger(
+    name: str, flush_interval: float = 0.2
+) -> tuple[logging.Logger, io.StringIO, BufferedStderrHandler]:
     """A logger set up as `logging_config` sets up "warp_registry", writing to a string."""
     stream = io.StringIO()
-    handler = BufferedStderrHandler(stream)
+    handler = BufferedStderrHandler(stream, flush_interval)
     handler.setFormatter(logging.Formatter(LINE_FORMAT))
     parent = logging.getLogger(name)
     parent.handlers = [handler]
@@ -153,6 +160,7 @@ def test_direct_access_line_is_what_the_formatter_writes() -> None:
     try:
         assert log._direct_handler() is handler
         log.write("GET", "/a?b=1", 200, 1.234, "00ff00ff00000001")
+        handler.flush_now()  # the timer thread's job, done here at once
         direct = stream.getvalue()
 
         record = log.logger.makeRecord(
@@ -166,6 +174,40 @@ def test_direct_access_line_is_what_the_formatter_writes() -> None:
         for moment in (0.0, 1.999, 1_780_000_000.0005, 1_780_000_000.5):
             record.created, record.msecs = moment, int((moment - int(moment)) * 1000)
             assert log.asctime(moment) == logging.Formatter().formatTime(record)
+    finally:
+        handler.close()
+
+
+def test_queued_access_lines_stay_before_a_later_warning() -> None:
+    parent, stream, handler = _server_style_logger("wr_direct_order", flush_interval=3600)
+    log = AccessLog("wr_direct_order.access")
+    try:
+        log.write("GET", "/first", 200, 0.5, "00ff00ff00000011")
+        assert stream.getvalue() == ""  # queued until the next flush
+
+        parent.warning("after the first request")
+        log.write("GET", "/second", 200, 0.5, "00ff00ff00000012")
+        handler.flush_now()
+
+        lines = stream.getvalue().splitlines()
+        assert len(lines) == 3
+        assert "/first" in lines[0]
+        assert lines[1].endswith("WARNING wr_direct_order after the first request")
+        assert "/second" in lines[2]
+    finally:
+        handler.close()
+
+
+def test_a_burst_of_access_lines_is_written_without_waiting_for_the_timer() -> None:
+    # The timer is slowed down so only the burst itself can write the lines.
+    _, stream, handler = _server_style_logger("wr_direct_burst", flush_interval=3600)
+    log = AccessLog("wr_direct_burst.access")
+    try:
+        for n in range(MAX_PENDING_LINES):
+            log.write("GET", f"/n/{n}", 200, 0.5, f"{n:016x}")
+        written = stream.getvalue().splitlines()
+        assert len(written) == MAX_PENDING_LINES
+        assert written[-1].endswith(f"rid={MAX_PENDING_LINES - 1:016x}")
     finally:
         handler.close()
 
