@@ -69,10 +69,11 @@ class CeilingApp:
             await send(self._start)
             await send(body)
         elif scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
+    """ASGI lifespan with nothing to start or stop (also used by store_floor.py)."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -99,15 +100,20 @@ def app_from_env() -> CeilingApp:
 
 
 def serve_granian(bodies_file: str, port: int, log_level: str) -> None:
-    """Serve on 127.0.0.1 with the settings of `warp_registry.http.server.run`."""
+    """Serve the ceiling on 127.0.0.1 with the settings of `warp_registry.http.server.run`."""
+    os.environ[BODIES_ENV] = str(Path(bodies_file).resolve())
+    serve_granian_app("ceiling:app_from_env", port, log_level)
+
+
+def serve_granian_app(target: str, port: int, log_level: str) -> None:
+    """Serve a factory of this directory (`module:function`) as `warp-registry serve` does."""
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
     from warp_registry.http.server import logging_config
 
-    os.environ[BODIES_ENV] = str(Path(bodies_file).resolve())
-    # Worker processes import `ceiling` by name, so this directory goes on their path.
+    # Worker processes import the module by name, so this directory goes on their path.
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (here, os.environ.get("PYTHONPATH", "")) if p
@@ -115,7 +121,7 @@ def serve_granian(bodies_file: str, port: int, log_level: str) -> None:
     sys.path.insert(0, here)
 
     server = Granian(
-        "ceiling:app_from_env",
+        target,
         address="127.0.0.1",
         port=port,
         interface=Interfaces.ASGI,

@@ -9,7 +9,8 @@ Scenarios, all against servers on 127.0.0.1 that this script starts and stops:
    (timed), then `warp-registry serve` on it and the server's RSS from /proc;
 2. GET one registration with `include=policy` and a Bearer token, each request for a
    random one of 100,000 seeded registrations, against warp-registry, the ceiling server
-   (bench/ceiling.py: same granian settings, the same bytes prepared in advance) and
+   (bench/ceiling.py: same granian settings, the same bytes prepared in advance), the
+   store floor (bench/store_floor.py: the same SQLite query and nothing else) and
    Stoplight Prism (pinned, installed with npm into bench/results/prism) mocking the
    same path from an OpenAPI document whose example is one of those bodies; `--rounds`
    interleaved rounds; servers on CPU 0, wrk on CPU 1 (bench/run_get.py's measuring);
@@ -463,8 +464,23 @@ def row(r: Result) -> str:
             f"{r.p99_ms:.2f} | {cpu} | {r.note} |")  # fmt: skip
 
 
+FLOOR = "GET store query alone (reference, not a goal)"
+
+
 def goal(text: str, value: str, ok: bool) -> str:
     return f"| {text} | {value} | {'PASS' if ok else 'MISS'} |"
+
+
+def floor_lines(by: dict[str, Result]) -> list[str]:
+    """What the store floor says about the GET goals (bench/store_floor.py)."""
+    floor, ceil, reg = by.get(FLOOR), by["GET ceiling"], by["GET warp-registry"]
+    if floor is None:
+        return []
+    return [
+        f"- Store floor: an app that runs only warp-registry's GET query (one SQLite "
+        f"statement) and dumps the row reaches **{floor.rps / ceil.rps:.2f} ×** the "
+        f"ceiling; warp-registry reaches {reg.rps / floor.rps:.2f} × the floor.",
+    ]
 
 
 def report(ctx: dict[str, Any]) -> str:
@@ -525,6 +541,7 @@ def report(ctx: dict[str, Any]) -> str:
         f"- Server RSS (sum over `warp-registry serve`'s processes, /proc VmRSS): "
         f"{ctx['rss_idle']:.0f} MiB once ready, {ctx['rss_after']:.0f} MiB after every load "
         "above.",
+        *floor_lines(by),
         *ctx.get("notes", []),
         "",
         "## Machine",
@@ -545,6 +562,8 @@ def report(ctx: dict[str, Any]) -> str:
         "as `warp-registry serve --database …` (one worker, default log level: one access "
         "line per request, written to a file); the "
         "ceiling is `bench/ceiling.py` on the same granian settings with the same bytes; "
+        "the store floor is `bench/store_floor.py` on the same settings, running only the "
+        "same SQLite query and dumping its row; "
         f"Prism is `prism mock` ({PRISM_VERSION}) on an OpenAPI document with one of the "
         "same bodies as its example (it answers every id with it).",
         f"- Lists: `wrk -H 'Authorization: Bearer …' -s bench/fixed_url.lua` on one URL each, "
@@ -608,7 +627,13 @@ def run(args: argparse.Namespace) -> None:
         servers.append(ceiling)
         run_get.wait_ready(ceiling, fleet)
         run_get.verify(registry, ceiling, fleet)
-        get_servers = [registry, ceiling]
+        floor = Server("floor", "store floor", "granian", [
+            str(BIN / "python"), str(HERE / "store_floor.py"), "--database", database,
+            "--port", str(port := free_port())], port)  # fmt: skip
+        floor.start(work)
+        servers.append(floor)
+        run_get.wait_ready(floor, fleet)
+        get_servers = [registry, ceiling, floor]
 
         if not args.skip_prism:
             document = work / "openapi.json"
@@ -626,7 +651,8 @@ def run(args: argparse.Namespace) -> None:
 
         print("GET ...")
         get = get_scenario(get_servers, fleet, args, log)
-        names = {"registry": "GET warp-registry", "ceiling": "GET ceiling", "prism": "GET Prism"}
+        names = {"registry": "GET warp-registry", "ceiling": "GET ceiling", "prism": "GET Prism",
+                 "floor": FLOOR}  # fmt: skip
         results += [summarise(names[name], samples) for name, samples in get.items()]
         for server in get_servers[1:]:
             server.stop()
