@@ -256,3 +256,40 @@ async def test_the_exclusive_sqlite_seed_writes_what_the_shared_one_writes(
             a.execute(columns + " ORDER BY id").fetchall()
             == b.execute(columns + " ORDER BY id").fetchall()
         )
+
+
+def test_a_seed_rebuilds_indexes_only_when_it_adds_a_third_of_the_registry() -> None:
+    assert seeding._rebuild_pays(1_000_000, 0)
+    assert seeding._rebuild_pays(100, 300)
+    assert not seeding._rebuild_pays(99, 300)
+    assert not seeding._rebuild_pays(1_000, 300_000)
+
+
+async def test_a_small_seed_onto_a_larger_registry_inserts_into_the_indexes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both ways of writing (indexes rebuilt, indexes kept) leave a consistent file."""
+    database = str(tmp_path / "grow.db")
+    assert cli("init", "--database", database, "--json").returncode == 0
+    with closing(sqlite3.connect(database)) as conn:
+        (account_id,) = conn.execute("SELECT id FROM accounts").fetchone()
+        indexes = _index_names(conn)
+
+    caplog.set_level("INFO", logger="warp_registry.store.seeding")
+    for wanted, rebuilt in ((900, True), (60, False)):
+        caplog.clear()
+        result = await seed_sqlite_exclusively(database, account_id, wanted, seed=4)
+        assert result is not None and result.registrations == wanted
+        phases = [r.getMessage() for r in caplog.records if "rebuild" in r.getMessage()]
+        assert len(phases) == 1
+        assert phases[0].startswith("seed phase: rebuild 0 indexes") is not rebuilt
+
+    with closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert _index_names(conn) == indexes
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM registrations INDEXED BY reg_account_created "
+            "WHERE account_id = ?", (account_id,)
+        ).fetchone()
+    assert count == len(_registration_ids(database))

@@ -5,8 +5,9 @@ in large chunks inside ONE transaction, so a reader sees either none or all of t
 are made as plain tuples (no record objects) and each device's derived list columns
 (`active_registrations` and the sort keys, see store/devices.py) are computed here as the
 rows are made, the way `refresh_devices` would compute them; no UPDATE pass over a
-million devices is needed. On SQLite the secondary indexes of the four tables are dropped
-for the inserts and rebuilt before the commit (still inside the transaction), and the
+million devices is needed. On SQLite a seed that at least grows the registry by a third
+drops the secondary indexes of the four tables for the inserts and rebuilds them before
+the commit (still inside the transaction); a smaller one inserts into them. The
 rows are made by a child process while this one inserts (they travel as `marshal` bytes).
 
 On a SQLite file no other connection has open, `warp-registry seed` uses the faster path
@@ -66,6 +67,9 @@ POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
 # of being re-read at each of the million random index inserts. Negative = KiB.
 _SQLITE_SEED_CACHE = -1_048_576
 _SQLITE_DEFAULT_CACHE = -2_000
+# A seed drops and rebuilds the indexes when it adds at least 1/REBUILD_RATIO as many
+# registrations as the registry holds (see `_rebuild_pays`).
+REBUILD_RATIO = 3
 # ... but a small one while the indexes are rebuilt: SQLite's sorter keeps at most a cache's
 # worth of keys in memory before it sorts them into a run, and with `PRAGMA threads` it sorts
 # those runs on a second thread while the first keeps scanning the table. With 1 GiB every
@@ -154,12 +158,13 @@ async def seed_in_transaction(
     )
     counts = ":".join(str(count) for count in existing or ())
     rng_seed = f"seed:{seed}:{counts}"
+    rebuild_indexes = sqlite and _rebuild_pays(registrations, existing[0] if existing else 0)
     plan = PlanArgs(rng_seed, account, registrations, now_us())
     if sqlite:
         await tx.execute(f"PRAGMA cache_size = {_SQLITE_SEED_CACHE}")
         await tx.execute("PRAGMA threads = 2")  # index builds sort on two threads
     try:
-        rebuild = await _drop_indexes(tx) if sqlite else []
+        rebuild = await _drop_indexes(tx) if rebuild_indexes else []
         log.info("seed phase: account, free addresses, drop indexes %.1f s",
                  time.perf_counter() - started)  # fmt: skip
         started = time.perf_counter()
@@ -297,6 +302,18 @@ async def _insert_chunk(tx: Transaction, chunk: tuple[list[tuple[Any, ...]], ...
     await tx.execute_many(_TAG_SQL, tags)
     await tx.execute_many(_REGISTRATION_SQL, registrations)
     return len(registrations)
+
+
+def _rebuild_pays(adding: int, present: int) -> bool:
+    """Whether dropping and rebuilding the indexes beats inserting into them (SQLite).
+
+    A rebuild sorts every row of the tables, old and new; inserting with the indexes in
+    place costs each new row its random index inserts, a few times a rebuild's cost per
+    row. So a seed rebuilds when it adds at least a third as many registrations as there
+    are (1,000 onto 1,000,000 now take about 5 s instead of about 40 s; measured in
+    docs/benchmarks.md, "Seeding onto a large registry").
+    """
+    return adding * REBUILD_RATIO >= present
 
 
 async def _drop_indexes(tx: Transaction) -> list[tuple[str, str]]:
