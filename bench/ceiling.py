@@ -135,12 +135,21 @@ def serve_granian_app(target: str, port: int, log_level: str) -> None:
     server.serve()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve prepared bodies with granian (ASGI).")
-    parser.add_argument("--bodies", required=True, help="bodies file written by run_get.py")
+def server_args(description: str, source: str, source_help: str) -> argparse.Namespace:
+    """The command line of a reference server: its one input file, --port, --log-level."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(source, required=True, help=source_help)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = server_args(
+        "Serve prepared bodies with granian (ASGI).",
+        "--bodies",
+        "bodies file written by run_get.py",
+    )
     serve_granian(args.bodies, args.port, args.log_level)
 
 

@@ -16,7 +16,6 @@ Run under granian with the settings of `warp-registry serve` (see `ceiling.py`):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sqlite3
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 
 import orjson
-from ceiling import Message, Receive, Scope, Send, lifespan
+from ceiling import Message, Receive, Scope, Send, lifespan, serve_granian_app, server_args
 
 from warp_registry.store.sql_store import _GET_REGISTRATION_WITH_TOKEN
 
@@ -74,14 +73,9 @@ def app_from_env() -> StoreFloorApp:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the GET query alone with granian.")
-    parser.add_argument("--database", required=True, help="a warp-registry SQLite file")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args()
-
-    from ceiling import serve_granian_app
-
+    args = server_args(
+        "Serve the GET query alone with granian.", "--database", "a warp-registry SQLite file"
+    )
     os.environ[DATABASE_ENV] = str(Path(args.database).resolve())
     serve_granian_app("store_floor:app_from_env", args.port, args.log_level)
 
