@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -411,3 +412,59 @@ async def test_the_row_maker_exits_when_the_seed_process_is_killed(tmp_path: Pat
         assert survivors == []
     finally:
         _stop_child(child, watchdog)
+
+
+async def test_the_row_maker_exits_after_its_last_message_when_the_seed_is_killed(
+    tmp_path: Path,
+) -> None:
+    """A seed small enough that every message fits in the queue: the child has sent them
+    all and waits only for its queue's writer thread, which blocks on the pipe while the
+    stopped parent reads nothing. kill -9 of the parent must still end the child."""
+    database = str(tmp_path / "orphan-done.db")
+    done = cli("init", "--json", "--database", database)
+    assert done.returncode == 0, done.stderr
+    child = _start_bulk_seed(database, 20_000)
+    watchdog = threading.Timer(120, kill_group, (child.pid,))
+    watchdog.start()
+    try:
+        maker = await _row_maker(child.pid)
+        # Once the row-maker is busy making rows, the parent stops reading; the rows
+        # take well under the 2 s given to make and queue them all.
+        deadline = time.monotonic() + 10
+        while _cpu_seconds(maker) < 0.3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        child.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(2.0)
+        helpers = _children(child.pid)
+        assert maker in helpers
+        child.kill()
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        survivors = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in helpers if _alive(pid)]
+        assert survivors == []
+    finally:
+        _stop_child(child, watchdog)
+
+
+async def _row_maker(seed_pid: int) -> int:
+    """The pid of the seed's row-making child (spawned beside multiprocessing's tracker)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for pid in _children(seed_pid):
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        await asyncio.sleep(0.005)
+    raise AssertionError("the seed did not start its row-making child")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

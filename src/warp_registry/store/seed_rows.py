@@ -16,9 +16,10 @@ import marshal
 import os
 import random
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from queue import Full
 from typing import Any
 
 from warp_registry.demo import FIRST_NAMES, GROUPS, LAST_NAMES
@@ -26,7 +27,7 @@ from warp_registry.domain.enrollment import VIRTUAL_IPV4_NETWORK
 
 DAY_US = 86_400 * 1_000_000
 CHUNK = 20_000  # registrations per executemany batch (and per progress update)
-_SEND_STEP_S = 0.5
+_PARENT_CHECK_S = 0.5
 
 # Shares of the seeded fleet (see the module docstring).
 REENROLL_EVERY = 10
@@ -95,29 +96,31 @@ class PlanArgs:
 
 def generate_rows(args: PlanArgs, queue: Any, parent_pid: int) -> None:
     """Child process: make the rows and send them in order: users, chunks, the result."""
-
-    def send(message: tuple[str, Any]) -> None:
-        # The queue holds a few chunks; when it is full, wait in short steps and give up
-        # once the parent is gone (killed with -9, it cannot stop us), instead of
-        # blocking for ever as an orphan holding its rows.
-        while True:
-            try:
-                queue.put(message, timeout=_SEND_STEP_S)
-                return
-            except Full:
-                if os.getppid() != parent_pid:
-                    # Nobody will read what is still buffered: exit without flushing it.
-                    queue.cancel_join_thread()
-                    raise SystemExit(1) from None
-
+    threading.Thread(
+        target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
     try:
         plan = _Plan(random.Random(args.rng_seed), args.account, args.count, args.now)
-        send(("users", marshal.dumps(plan.users())))
+        queue.put(("users", marshal.dumps(plan.users())))
         for chunk in plan.chunks():
-            send(("chunk", marshal.dumps(chunk)))
-        send(("done", plan.result()))
+            queue.put(("chunk", marshal.dumps(chunk)))
+        queue.put(("done", plan.result()))
     except Exception as exc:  # reported to the parent, which fails the seed
-        send(("error", repr(exc)))
+        queue.put(("error", repr(exc)))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this process as soon as the seeding process is gone.
+
+    A parent killed with -9 cannot stop its child, and nobody reads the queue any more:
+    the child would block for ever, on a full queue or, after its last message, in the
+    queue's writer thread that exit waits for, an orphan holding its rows in memory.
+    `os._exit` skips that wait; there is nothing of ours left to clean up.
+    """
+    while True:
+        time.sleep(_PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
 
 
 class _Plan:
