@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import logging
 import logging.handlers
+import os
 import re
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -249,3 +253,48 @@ def test_a_server_stopped_at_once_still_writes_its_last_access_lines(tmp_path: P
         stop_server(process)
     logged = log_path.read_text()
     assert all(f"rid={rid}" in logged for rid in ids), logged[-2000:]
+
+
+_PIPE_WRITER = """
+import logging, sys
+from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler
+handler = BufferedStderrHandler()
+handler.setFormatter(logging.Formatter(LINE_FORMAT))
+parent = logging.getLogger("wr_pipe")
+parent.handlers, parent.propagate = [handler], False
+parent.setLevel(logging.INFO)
+log = AccessLog("wr_pipe.access")
+worker = sys.argv[1]
+for n in range(int(sys.argv[2])):
+    log.write("GET", "/client/v4/accounts/" + "a" * 90, 200, 0.5, f"{worker}{n:015x}")
+handler.close()
+"""
+
+
+def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> None:
+    """Server workers share stderr; a pipe keeps only writes of up to 4 KiB whole."""
+    lines_each = 20_000
+    read_end, write_end = os.pipe()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PIPE_WRITER, worker, str(lines_each)],
+            stderr=write_end,
+            stdout=subprocess.DEVNULL,
+        )
+        for worker in "ab"
+    ]
+    os.close(write_end)
+    received = bytearray()
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(4096):  # a slow reader: the pipe fills up
+            received += chunk
+            time.sleep(0.0002)
+    for writer in writers:
+        assert writer.wait(timeout=60) == 0
+
+    lines = received.decode().splitlines()
+    shape = re.compile(r"\S+ \S+ INFO wr_pipe\.access GET /client/v4/accounts/a{90} 200 "
+                       r"0\.50ms rid=([ab])[0-9a-f]{15}")  # fmt: skip
+    workers = [shape.fullmatch(line) for line in lines]
+    assert all(workers), [line for line, m in zip(lines, workers, strict=True) if not m][:3]
+    assert sorted(m.group(1) for m in workers if m) == ["a"] * lines_each + ["b"] * lines_each

@@ -3,9 +3,14 @@
 The standard `StreamHandler` flushes after every record, and stderr is line-buffered, so
 each access line used to cost a write(2): about a third of a GET's CPU at INFO. Here the
 records go through `logging` as usual (so handlers, levels and test capture all work),
-but the handler writes into a block-buffered stream that a background thread flushes
-every `FLUSH_INTERVAL` seconds. A line reaches the terminal at most that late; records at
-WARNING and above are flushed at once, with every access line queued before them.
+but the handler keeps them in memory and a background thread writes them out every
+`FLUSH_INTERVAL` seconds. A line reaches the terminal at most that late; records at
+WARNING and above are written at once, with every access line queued before them.
+
+Several worker processes share one stderr, often a pipe (a terminal, `| tee`, a container
+runtime, systemd). A pipe keeps a write(2) whole only up to PIPE_BUF bytes (4 KiB on
+Linux), so the lines go out in writes of at most that size, each ending on a line
+boundary: two workers' lines can alternate in the output, but never cut into each other.
 
 `AccessLog` writes the per-request line. Building a `LogRecord` and running it through
 `Formatter` costs about as much as the rest of a GET, so when the server's own handler is
@@ -19,11 +24,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import logging
+import os
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 FLUSH_INTERVAL = 0.2
@@ -44,19 +51,61 @@ def tune_logging_module() -> None:
     logging.logMultiprocessing = False
 
 
+class LineAlignedWriter:
+    """A text sink for a file descriptor other processes write to as well.
+
+    `write` only collects; `flush` encodes what was collected and writes it in chunks of
+    at most PIPE_BUF bytes that end on a newline, so no other writer's bytes can land in
+    the middle of a line (a single line longer than that is written on its own).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        data = "".join(self._parts).encode("utf-8", "backslashreplace")
+        self._parts = []
+        for chunk in line_chunks(data, select.PIPE_BUF):
+            while chunk:
+                chunk = chunk[os.write(self._fd, chunk) :]
+
+
+def line_chunks(data: bytes, limit: int) -> Iterator[memoryview]:
+    """`data` cut into pieces of at most `limit` bytes, each ending after a newline where
+    the data has one (a line longer than `limit` is one piece of its own)."""
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = start + limit
+        if end < len(data):
+            cut = data.rfind(b"\n", start, end)
+            if cut == -1:  # one line longer than the limit: up to its own end
+                cut = data.find(b"\n", end)
+                end = len(data) if cut == -1 else cut + 1
+            else:
+                end = cut + 1
+        yield view[start:end]
+        start = end
+
+
 class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler on a block-buffered stderr, flushed by a timer thread."""
+    """A StreamHandler that holds records in memory and writes them from a timer thread.
+
+    It writes to `stream` when given one (tests), else to stderr's file descriptor
+    through a `LineAlignedWriter`.
+    """
 
     def __init__(
         self, stream: TextIO | None = None, flush_interval: float = FLUSH_INTERVAL
     ) -> None:
-        target = stream or io.TextIOWrapper(
-            io.BufferedWriter(io.FileIO(sys.stderr.fileno(), "w", closefd=False), 1 << 16),
-            encoding="utf-8",
-            errors="backslashreplace",
-            write_through=False,
-        )
-        super().__init__(target)
+        super().__init__(stream or LineAlignedWriter(sys.stderr.fileno()))
         # Access lines waiting for the next flush, in order. Their own small lock, held
         # only to append or to take the list, so a request never waits for a write(2).
         self._pending: list[str] = []
