@@ -81,8 +81,8 @@ class ControlPlane:
             return await operation.handler(request)
         except ApiError as exc:
             return error_response(exc)
-        except self.context.unavailable_errors:
-            log.warning("store unavailable for %s %s", method, path, exc_info=True)
+        except self.context.unavailable_errors as exc:
+            log.warning("store unavailable for %s %s: %s", method, path, exc)
             return error_response(ServiceUnavailable())
         except Exception:
             log.exception("unexpected error in %s %s", method, path)

@@ -134,8 +134,8 @@ class ControlRuntime:
                     response, note = error_response(limited), "rate limited"
             if response is None and self.faults:
                 response, note = await self._fault(store, method, path)
-        except app.context.unavailable_errors:
-            log.warning("store unavailable in the control hook rid=%s", request_id, exc_info=True)
+        except app.context.unavailable_errors as exc:
+            log.warning("store unavailable in the control hook rid=%s: %s", request_id, exc)
             response = error_response(ServiceUnavailable())
 
         if response is None:

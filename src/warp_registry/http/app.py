@@ -137,9 +137,10 @@ class RegistryApp:
             return await operation.handler(request)
         except ApiError as exc:
             return error_response(exc)
-        except self.context.unavailable_errors:
+        except self.context.unavailable_errors as exc:
+            # An outage the operator must see, but not a bug: its cause, no traceback.
             error_log.warning(
-                "store unavailable for %s %s rid=%s", method, path, request_id, exc_info=True
+                "store unavailable for %s %s rid=%s: %s", method, path, request_id, exc
             )
             return error_response(ServiceUnavailable())
         except Exception:

@@ -5,7 +5,10 @@ A primary-key read costs tens of microseconds, less than a hand-off to a thread,
 run on worker threads so a long query or a lock wait never stalls the event loop. Writes
 in one process are serialised by an asyncio lock and begin with BEGIN IMMEDIATE, so
 SQLite never has to abort a transaction to break a deadlock; between processes the
-busy timeout waits, and a still-busy write is retried whole.
+busy timeout waits, and a still-busy write is retried whole, for about a minute in all
+(`_BUSY_TIMEOUT_MS` x `_MAX_BUSY_ATTEMPTS`). A write still blocked after that (another
+process holding the write lock: a seed, a long import) raises StoreUnavailable, which the
+API answers with 503, having written nothing.
 """
 
 from __future__ import annotations
@@ -18,22 +21,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from warp_registry.store.database import Database, Params, Row, Transaction
+from warp_registry.store.database import (
+    Database,
+    Params,
+    Row,
+    StoreUnavailable,
+    Transaction,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 10_000
-_MAX_BUSY_RETRIES = 20
+_MAX_BUSY_ATTEMPTS = 6
 # The writer's page cache, in KiB (negative, as the pragma takes it). A bulk write
 # touches index pages all over a large fleet's file; SQLite's default 2 MiB keeps few of
 # them, so each statement re-reads them. Filled only by writes, and bounded.
 _WRITER_CACHE_KIB = -32_768
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, busy_timeout_ms: int = _BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -80,12 +89,12 @@ class ThreadTransaction(Transaction):
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int = _BUSY_TIMEOUT_MS) -> None:
         self.path = path
         self._query_count = 0
         self._reader = _connect(path)
         self._reader.execute("PRAGMA journal_mode = WAL")
-        self._write_conn = _connect(path)
+        self._write_conn = _connect(path, busy_timeout_ms)
         self._write_conn.execute(f"PRAGMA cache_size = {_WRITER_CACHE_KIB}")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._scanners = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite-reader")
@@ -112,15 +121,18 @@ class SqliteDatabase(Database):
 
     async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         async with self._write_lock:
-            for attempt in range(_MAX_BUSY_RETRIES):
+            for attempt in range(1, _MAX_BUSY_ATTEMPTS + 1):
                 try:
                     return await self._attempt(work)
                 except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or attempt == _MAX_BUSY_RETRIES - 1:
+                    if not _is_busy(exc):
                         raise
-                    log.info("sqlite busy, retrying write (attempt %d)", attempt + 1)
-                    await asyncio.sleep(0.01 * (attempt + 1))
-        raise AssertionError("unreachable")
+                    log.info("sqlite busy, retrying write (attempt %d)", attempt)
+                    await asyncio.sleep(0.01 * attempt)
+        raise StoreUnavailable(
+            f"{self.path}: another process has held the write lock through "
+            f"{_MAX_BUSY_ATTEMPTS} attempts; nothing was written"
+        )
 
     async def _attempt(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
         tx = ThreadTransaction(self._write_conn, self._writer, self._count_query)
