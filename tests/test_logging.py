@@ -23,6 +23,7 @@ from warp_registry.logs import (
     MAX_PENDING_LINES,
     AccessLog,
     BufferedStderrHandler,
+    log_target,
 )
 from warp_registry.secrets import hash_secret, new_global_key
 
@@ -298,3 +299,33 @@ def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> No
     workers = [shape.fullmatch(line) for line in lines]
     assert all(workers), [line for line, m in zip(lines, workers, strict=True) if not m][:3]
     assert sorted(m.group(1) for m in workers if m) == ["a"] * lines_each + ["b"] * lines_each
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "logged"),
+    [
+        ("/a/b", "include=policy", "/a/b?include=policy"),
+        # A decoded %20 must not fake the line's status, time or rid fields.
+        ("/r/y 200 0.01ms rid=0000000000000000", "", "/r/y%20200%200.01ms%20rid=0000000000000000"),
+        ("/a\nb\x1b[2J", "", "/a\\nb\\x1b[2J"),
+        ("/a", "access_token=s3cr3t&per_page=5", "/a?access_token=***&per_page=5"),
+        ("/a", "x=1&API_KEY=s3cr3t&Signature=s3cr3t", "/a?x=1&API_KEY=***&Signature=***"),
+        ("/a", "client_secret=s3cr3t&password=s3cr3t", "/a?client_secret=***&password=***"),
+        ("/a", "token", "/a?token"),
+    ],
+)
+def test_the_logged_target_is_one_field_without_secrets(path: str, query: str, logged: str) -> None:
+    assert log_target(path, query) == logged
+
+
+async def test_a_token_in_the_query_string_stays_out_of_the_log(
+    api: httpx.AsyncClient, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="warp_registry"):
+        response = await api.get(
+            f"/accounts/{registry.account_id}/devices/registrations",
+            params={"access_token": registry.token, "per_page": 1},
+        )
+    assert response.status_code == 200
+    assert "access_token=***" in caplog.text
+    assert registry.token not in caplog.text

@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import select
 import sys
 import threading
@@ -172,6 +173,45 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with contextlib.suppress(ValueError):  # the stream may be closed at interpreter exit
             self.flush_now()
         super().close()
+
+
+# Query parameters whose value may be a credential (`?access_token=…`, `?api_key=…`).
+# Cloudflare's API takes none, but clients and scripts sometimes send them anyway.
+_SECRET_PARAMETER = re.compile(
+    r"((?:^|&)[^=&]*(?:token|key|secret|password|signature)[^=&]*=)[^&]*", re.IGNORECASE
+)
+_MASKED = r"\1***"
+
+
+def _may_hold_secret(lowered: str) -> bool:
+    """The regex's words, found with `in`: a tenth of the regex's cost on every request."""
+    return (
+        "token" in lowered
+        or "key" in lowered
+        or "secret" in lowered
+        or "password" in lowered
+        or "signature" in lowered
+    )
+
+
+def log_target(path: str, query_string: str) -> str:
+    """The request target as the access line shows it: one field, no secrets.
+
+    The path is decoded, so a client could put spaces (which would fake the line's later
+    fields), newlines or escape codes (which would fake whole lines) into it: spaces become
+    `%20` and anything unprintable a Python escape. Values of parameters named like a
+    credential become `***`.
+    """
+    target = path
+    if query_string:
+        if _may_hold_secret(query_string.lower()):
+            query_string = _SECRET_PARAMETER.sub(_MASKED, query_string)
+        target = f"{path}?{query_string}"
+    if " " in target:
+        target = target.replace(" ", "%20")
+    if not target.isprintable():
+        target = target.encode("unicode_escape").decode("ascii")
+    return target
 
 
 class AccessLog:

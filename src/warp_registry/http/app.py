@@ -24,7 +24,7 @@ from warp_registry.http.context import AppContext
 from warp_registry.http.envelope import error_body
 from warp_registry.http.request import JSON_HEADERS, Request, Response
 from warp_registry.http.routes import build_router
-from warp_registry.logs import AccessLog, flush_buffered
+from warp_registry.logs import AccessLog, flush_buffered, log_target
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -112,11 +112,7 @@ class RegistryApp:
 
         if access_log.logger.isEnabledFor(logging.INFO):
             elapsed_ms = (time.perf_counter() - started) * 1000
-            target = f"{path}?{query_string}" if query_string else path
-            if not target.isprintable():
-                # A decoded path may hold newlines or escape codes: never let a client
-                # write its own lines into the log.
-                target = target.encode("unicode_escape").decode("ascii")
+            target = log_target(path, query_string)
             access_log.write(method, target, response.status, elapsed_ms, request_id)
 
     async def respond(
