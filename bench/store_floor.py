@@ -51,13 +51,15 @@ class StoreFloorApp:
 
         # /client/v4/accounts/{account}/devices/registrations/{id}: segments 4 and 7.
         segments = scope["path"].split("/")
-        token = b""
+        token = None
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                token = value.removeprefix(b"Bearer ")
-        params = (segments[4], segments[7], hashlib.sha256(token).hexdigest())
+            if name == b"authorization" and value.startswith(b"Bearer "):
+                token = value[7:]
 
-        row = self._conn.execute(_GET_REGISTRATION_WITH_TOKEN, params).fetchone()
+        row = None
+        if token is not None and len(segments) == 8:
+            params = (segments[4], segments[7], hashlib.sha256(token).hexdigest())
+            row = self._conn.execute(_GET_REGISTRATION_WITH_TOKEN, params).fetchone()
 
         if row is None or row[3] is None:
             await send(_NOT_FOUND_START)

@@ -68,6 +68,7 @@ def test_store_floor_runs_the_registry_query(tmp_path: Path, bench_modules: Any)
     assert row[3] == registration
 
     assert _get(app, path, token + "x")[0] == 404
+    assert _get(app, "/x", token)[0] == 404
     assert _get(app, path.replace(registration[:8], "00000000"), token)[0] == 404
 
 
