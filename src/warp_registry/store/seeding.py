@@ -67,15 +67,15 @@ POOL_HOSTS = POOL_TOP - FIRST_HOST + 1
 # of being re-read at each of the million random index inserts. Negative = KiB.
 _SQLITE_SEED_CACHE = -1_048_576
 _SQLITE_DEFAULT_CACHE = -2_000
-# A seed drops and rebuilds the indexes when it adds at least 1/REBUILD_RATIO as many
-# registrations as the registry holds (see `_rebuild_pays`).
-REBUILD_RATIO = 3
 # ... but a small one while the indexes are rebuilt: SQLite's sorter keeps at most a cache's
 # worth of keys in memory before it sorts them into a run, and with `PRAGMA threads` it sorts
 # those runs on a second thread while the first keeps scanning the table. With 1 GiB every
 # index fitted in one run, sorted on one thread (measured for a million registrations: the
 # 21 indexes in 33 s with 1 GiB, 14 s with 4 MiB; docs/benchmarks.md).
 _SQLITE_SORT_CACHE = -4_096
+# A seed drops and rebuilds the indexes when it adds at least 1/REBUILD_RATIO as many
+# registrations as the registry holds (see `_rebuild_pays`).
+REBUILD_RATIO = 3
 
 
 _USER_SQL = (
