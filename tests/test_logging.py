@@ -6,6 +6,7 @@ import io
 import logging
 import logging.handlers
 import os
+import random
 import re
 import subprocess
 import sys
@@ -20,9 +21,10 @@ from tests.conftest import Registry, cli, start_server, stop_server
 from warp_registry.ids import new_uuid
 from warp_registry.logs import (
     LINE_FORMAT,
-    MAX_PENDING_LINES,
+    MAX_PENDING_CHARS,
     AccessLog,
     BufferedStderrHandler,
+    line_chunks,
     log_target,
 )
 from warp_registry.secrets import hash_secret, new_global_key
@@ -208,13 +210,39 @@ def test_a_burst_of_access_lines_is_written_without_waiting_for_the_timer() -> N
     _, stream, handler = _server_style_logger("wr_direct_burst", flush_interval=3600)
     log = AccessLog("wr_direct_burst.access")
     try:
-        for n in range(MAX_PENDING_LINES):
-            log.write("GET", f"/n/{n}", 200, 0.5, f"{n:016x}")
-        written = stream.getvalue().splitlines()
-        assert len(written) == MAX_PENDING_LINES
-        assert written[-1].endswith(f"rid={MAX_PENDING_LINES - 1:016x}")
+        queued = 0
+        while not stream.getvalue():
+            log.write("GET", f"/n/{queued}", 200, 0.5, f"{queued:016x}")
+            queued += 1
+            assert queued < 100_000, "the queue never wrote itself out"
+        written = stream.getvalue().splitlines(keepends=True)
+        assert len(written) == queued  # the line that crossed the budget, and all before it
+        assert sum(map(len, written)) >= MAX_PENDING_CHARS > sum(map(len, written[:-1]))
     finally:
         handler.close()
+
+
+def test_line_chunks_fit_one_atomic_pipe_write_each() -> None:
+    rng = random.Random(5)
+    limit = 4096
+    for _ in range(300):
+        lines = [
+            ("é" * rng.choice([0, 1, 40, 2047, 2048, 3000]) + "x" * rng.choice([0, 99, 5000]))
+            for _ in range(rng.randint(0, 40))
+        ]
+        data = "".join(line + "\n" for line in lines).encode()
+        chunks = list(line_chunks(data, limit))
+
+        assert all(len(chunk) <= limit and chunk.endswith(b"\n") for chunk in chunks)
+        out = b"".join(chunks).decode()  # never cut inside a UTF-8 character
+        kept = out.splitlines()
+        assert len(kept) == len(lines)
+        for line, shown in zip(lines, kept, strict=True):
+            if len(line.encode()) < limit:
+                assert shown == line
+            else:
+                assert shown.endswith(f"…[{len(line.encode()) + 1:,} bytes, cut]")
+                assert line.startswith(shown.split("…[")[0])
 
 
 def test_another_handler_or_format_takes_the_logging_path() -> None:
@@ -258,7 +286,7 @@ def test_a_server_stopped_at_once_still_writes_its_last_access_lines(tmp_path: P
 
 _PIPE_WRITER = """
 import logging, sys
-from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler
+from warp_registry.logs import LINE_FORMAT, AccessLog, BufferedStderrHandler, log_target
 handler = BufferedStderrHandler()
 handler.setFormatter(logging.Formatter(LINE_FORMAT))
 parent = logging.getLogger("wr_pipe")
@@ -267,13 +295,15 @@ parent.setLevel(logging.INFO)
 log = AccessLog("wr_pipe.access")
 worker = sys.argv[1]
 for n in range(int(sys.argv[2])):
-    log.write("GET", "/client/v4/accounts/" + "a" * 90, 200, 0.5, f"{worker}{n:015x}")
+    path = "/client/v4/accounts/" + "a" * (9000 if n % 20 == 0 else 90)
+    log.write("GET", log_target(path, ""), 200, 0.5, f"{worker}{n:015x}")
 handler.close()
 """
 
 
 def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> None:
-    """Server workers share stderr; a pipe keeps only writes of up to 4 KiB whole."""
+    """Server workers share stderr; a pipe keeps only writes of up to 4 KiB whole. One
+    line in 20 has a 9,000-character path, cut by `log_target` to fit."""
     lines_each = 20_000
     read_end, write_end = os.pipe()
     writers = [
@@ -294,8 +324,8 @@ def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> No
         assert writer.wait(timeout=60) == 0
 
     lines = received.decode().splitlines()
-    shape = re.compile(r"\S+ \S+ INFO wr_pipe\.access GET /client/v4/accounts/a{90} 200 "
-                       r"0\.50ms rid=([ab])[0-9a-f]{15}")  # fmt: skip
+    shape = re.compile(r"\S+ \S+ INFO wr_pipe\.access GET /client/v4/accounts/(?:a{90}|a{880}"
+                       r"…\(\+8120 chars\)) 200 0\.50ms rid=([ab])[0-9a-f]{15}")  # fmt: skip
     workers = [shape.fullmatch(line) for line in lines]
     assert all(workers), [line for line, m in zip(lines, workers, strict=True) if not m][:3]
     assert sorted(m.group(1) for m in workers if m) == ["a"] * lines_each + ["b"] * lines_each
@@ -312,6 +342,8 @@ def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> No
         ("/a", "x=1&API_KEY=s3cr3t&Signature=s3cr3t", "/a?x=1&API_KEY=***&Signature=***"),
         ("/a", "client_secret=s3cr3t&password=s3cr3t", "/a?client_secret=***&password=***"),
         ("/a", "token", "/a?token"),
+        ("/a", "to%6Ben=s3cr3t&sig=s3cr3t&jwt=s3cr3t", "/a?to%6Ben=***&sig=***&jwt=***"),
+        ("/" + "a" * 2000, "", "/" + "a" * 899 + "…(+1101 chars)"),
     ],
 )
 def test_the_logged_target_is_one_field_without_secrets(path: str, query: str, logged: str) -> None:

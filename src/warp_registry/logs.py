@@ -5,7 +5,8 @@ each access line used to cost a write(2): about a third of a GET's CPU at INFO. 
 records go through `logging` as usual (so handlers, levels and test capture all work),
 but the handler keeps them in memory and a background thread writes them out every
 `FLUSH_INTERVAL` seconds. A line reaches the terminal at most that late; records at
-WARNING and above are written at once, with every access line queued before them.
+WARNING and above are written at once, with every access line queued before them, and
+so is a queue that has grown past MAX_PENDING_CHARS.
 
 Several worker processes share one stderr, often a pipe (a terminal, `| tee`, a container
 runtime, systemd). A pipe keeps a write(2) whole only up to PIPE_BUF bytes (4 KiB on
@@ -33,9 +34,10 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import TextIO
+from urllib.parse import unquote_plus
 
 FLUSH_INTERVAL = 0.2
-MAX_PENDING_LINES = 10_000
+MAX_PENDING_CHARS = 1 << 20  # queued access lines written at once beyond this much text
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 ACCESS_LOGGER = "warp_registry.access"
 
@@ -57,7 +59,9 @@ class LineAlignedWriter:
 
     `write` only collects; `flush` encodes what was collected and writes it in chunks of
     at most PIPE_BUF bytes that end on a newline, so no other writer's bytes can land in
-    the middle of a line (a single line longer than that is written on its own).
+    the middle of a line. A line that would not fit in one such write is cut to fit and
+    says how much was cut: access lines never need that (their target is bounded, see
+    `log_target`), but a warning quoting a very long path could.
     """
 
     def __init__(self, fd: int) -> None:
@@ -78,22 +82,36 @@ class LineAlignedWriter:
                 chunk = chunk[os.write(self._fd, chunk) :]
 
 
-def line_chunks(data: bytes, limit: int) -> Iterator[memoryview]:
+def line_chunks(data: bytes, limit: int) -> Iterator[bytes]:
     """`data` cut into pieces of at most `limit` bytes, each ending after a newline where
-    the data has one (a line longer than `limit` is one piece of its own)."""
-    view = memoryview(data)
+    the data has one. A line longer than `limit` becomes one piece, cut to `limit`."""
     start = 0
     while start < len(data):
         end = start + limit
-        if end < len(data):
-            cut = data.rfind(b"\n", start, end)
-            if cut == -1:  # one line longer than the limit: up to its own end
-                cut = data.find(b"\n", end)
-                end = len(data) if cut == -1 else cut + 1
-            else:
-                end = cut + 1
-        yield view[start:end]
-        start = end
+        if end >= len(data):
+            yield data[start:]
+            return
+        cut = data.rfind(b"\n", start, end)
+        if cut != -1:
+            yield data[start : cut + 1]
+            start = cut + 1
+            continue
+        # One line longer than the limit: keep its head, skip the rest of it.
+        line_end = data.find(b"\n", end)
+        line_end = len(data) if line_end == -1 else line_end + 1
+        yield _cut_line(data[start:line_end], limit)
+        start = line_end
+
+
+def _cut_line(line: bytes, limit: int) -> bytes:
+    """`line` shortened to at most `limit` bytes, ending in a note of what was cut."""
+    note = f"…[{len(line):,} bytes, cut]\n".encode()
+    head = line[: limit - len(note)]
+    while head and head[-1] & 0xC0 == 0x80:  # do not end inside a UTF-8 character
+        head = head[:-1]
+    if head and head[-1] >= 0xC0:
+        head = head[:-1]
+    return head + note
 
 
 class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -110,6 +128,7 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # Access lines waiting for the next flush, in order. Their own small lock, held
         # only to append or to take the list, so a request never waits for a write(2).
         self._pending: list[str] = []
+        self._pending_chars = 0
         self._pending_lock = threading.Lock()
         self._flush_interval = flush_interval
         self._stop = threading.Event()
@@ -133,9 +152,12 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """Queue one already formatted line; the timer thread writes it with the rest."""
         with self._pending_lock:
             self._pending.append(line)
-            backlog = len(self._pending)
-        if backlog >= MAX_PENDING_LINES:
-            self.flush_now()  # a burst faster than the timer: bound the memory it holds
+            self._pending_chars += len(line)
+            backlog = self._pending_chars
+        if backlog >= MAX_PENDING_CHARS:
+            # Faster than the timer, or stderr's reader is slow: write now, from the
+            # request's thread, so the server slows down rather than holding ever more.
+            self.flush_now()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -160,7 +182,7 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _write_pending(self) -> None:
         """Move the queued access lines into the stream (caller holds `self.lock`)."""
         with self._pending_lock:
-            lines, self._pending = self._pending, []
+            lines, self._pending, self._pending_chars = self._pending, [], 0
         if lines:
             self.stream.write("".join(lines))
 
@@ -175,42 +197,54 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
-# Query parameters whose value may be a credential (`?access_token=…`, `?api_key=…`).
-# Cloudflare's API takes none, but clients and scripts sometimes send them anyway.
-_SECRET_PARAMETER = re.compile(
-    r"((?:^|&)[^=&]*(?:token|key|secret|password|signature)[^=&]*=)[^&]*", re.IGNORECASE
+# Words that make a query parameter's name look like a credential's (`access_token`,
+# `api_key`, `X-Amz-Signature`, `jwt`, `passwd`, `session_id`...). Cloudflare's API
+# takes no credential in the query, but clients and scripts sometimes send one anyway.
+# Matched against lowered text (IGNORECASE would make each search five times slower).
+# Literal alternatives only: a search stays linear in the text's length.
+_SECRET_WORD = re.compile(
+    "token|key|secret|pass|pwd|sig|auth|jwt|bearer|credential|session|cookie|clearance"
 )
-_MASKED = r"\1***"
+# An access line must fit in one atomic pipe write (see `LineAlignedWriter`) with room for
+# its other fields, even if every character of the target takes four bytes in UTF-8.
+MAX_TARGET_CHARS = 900
 
 
-def _may_hold_secret(lowered: str) -> bool:
-    """The regex's words, found with `in`: a tenth of the regex's cost on every request."""
-    return (
-        "token" in lowered
-        or "key" in lowered
-        or "secret" in lowered
-        or "password" in lowered
-        or "signature" in lowered
-    )
+def _mask_secrets(query_string: str) -> str:
+    """Replace the values of credential-like parameters with `***`.
+
+    Names are compared decoded (`%74oken` is `token` to the app too). Every step is
+    linear in the query's length, so a long query cannot stall the worker.
+    """
+    if "%" not in query_string and _SECRET_WORD.search(query_string.lower()) is None:
+        return query_string  # the common case, in one scan
+
+    parts = query_string.split("&")
+    for index, part in enumerate(parts):
+        name, equals, value = part.partition("=")
+        if equals and value and _SECRET_WORD.search(unquote_plus(name).lower()):
+            parts[index] = f"{name}=***"
+    return "&".join(parts)
 
 
 def log_target(path: str, query_string: str) -> str:
-    """The request target as the access line shows it: one field, no secrets.
+    """The request target as the access line shows it: one bounded field, no secrets.
 
     The path is decoded, so a client could put spaces (which would fake the line's later
     fields), newlines or escape codes (which would fake whole lines) into it: spaces become
     `%20` and anything unprintable a Python escape. Values of parameters named like a
-    credential become `***`.
+    credential become `***`. A target longer than MAX_TARGET_CHARS is cut, saying by how
+    much, so the line keeps its status, time and request id.
     """
     target = path
     if query_string:
-        if _may_hold_secret(query_string.lower()):
-            query_string = _SECRET_PARAMETER.sub(_MASKED, query_string)
-        target = f"{path}?{query_string}"
+        target = f"{path}?{_mask_secrets(query_string)}"
     if " " in target:
         target = target.replace(" ", "%20")
     if not target.isprintable():
         target = target.encode("unicode_escape").decode("ascii")
+    if len(target) > MAX_TARGET_CHARS:
+        target = f"{target[:MAX_TARGET_CHARS]}…(+{len(target) - MAX_TARGET_CHARS} chars)"
     return target
 
 

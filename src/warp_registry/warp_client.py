@@ -25,7 +25,9 @@ from warp_registry import __version__
 from warp_registry.clock import format_rfc3339, now_us
 
 CLIENT_VERSION = f"warp-registry-{__version__}"
-TIMEOUT_S = 30
+# Longer than the server's SQLite write budget (store/sqlite.py, 60 s): a client that gave
+# up first would leave behind a registration it never received the token of.
+TIMEOUT_S = 90
 # Cloudflare's resolvers and WARP's MTU, as in the configurations WARP tools write.
 WARP_DNS = "1.1.1.1, 1.0.0.1, 2606:4700:4700::1111, 2606:4700:4700::1001"
 WARP_MTU = 1280

@@ -5,10 +5,11 @@ A primary-key read costs tens of microseconds, less than a hand-off to a thread,
 run on worker threads so a long query or a lock wait never stalls the event loop. Writes
 in one process are serialised by an asyncio lock and begin with BEGIN IMMEDIATE, so
 SQLite never has to abort a transaction to break a deadlock; between processes the
-busy timeout waits, and a still-busy write is retried whole, for about a minute in all
-(`_BUSY_TIMEOUT_MS` x `_MAX_BUSY_ATTEMPTS`). A write still blocked after that (another
-process holding the write lock: a seed, a long import) raises StoreUnavailable, which the
-API answers with 503, having written nothing.
+busy timeout waits, and a still-busy write is retried whole. Each write has
+`WRITE_BUDGET_S` from the moment it asks, waiting for this process's earlier writes
+included; one still blocked after that (another process holding the write lock: a seed, a
+long import) raises StoreUnavailable, which the API answers with 503, having written
+nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -33,7 +35,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 10_000
-_MAX_BUSY_ATTEMPTS = 6
+WRITE_BUDGET_S = 60.0
 # The writer's page cache, in KiB (negative, as the pragma takes it). A bulk write
 # touches index pages all over a large fleet's file; SQLite's default 2 MiB keeps few of
 # them, so each statement re-reads them. Filled only by writes, and bounded.
@@ -89,8 +91,14 @@ class ThreadTransaction(Transaction):
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: str, busy_timeout_ms: int = _BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        path: str,
+        busy_timeout_ms: int = _BUSY_TIMEOUT_MS,
+        write_budget_s: float = WRITE_BUDGET_S,
+    ) -> None:
         self.path = path
+        self.write_budget_s = write_budget_s
         self._query_count = 0
         self._reader = _connect(path)
         self._reader.execute("PRAGMA journal_mode = WAL")
@@ -120,18 +128,32 @@ class SqliteDatabase(Database):
         return conn.execute(sql, params).fetchall()
 
     async def write(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
-        async with self._write_lock:
-            for attempt in range(1, _MAX_BUSY_ATTEMPTS + 1):
+        deadline = time.monotonic() + self.write_budget_s
+        try:
+            await asyncio.wait_for(self._write_lock.acquire(), self.write_budget_s)
+        except TimeoutError:
+            raise self._held_up() from None
+        try:
+            attempt = 1
+            while True:
                 try:
                     return await self._attempt(work)
                 except sqlite3.OperationalError as exc:
+                    # Each attempt waited up to the busy timeout inside SQLite already.
                     if not _is_busy(exc):
                         raise
+                    if time.monotonic() >= deadline:
+                        raise self._held_up() from exc
                     log.info("sqlite busy, retrying write (attempt %d)", attempt)
                     await asyncio.sleep(0.01 * attempt)
-        raise StoreUnavailable(
-            f"{self.path}: another process has held the write lock through "
-            f"{_MAX_BUSY_ATTEMPTS} attempts; nothing was written"
+                    attempt += 1
+        finally:
+            self._write_lock.release()
+
+    def _held_up(self) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{self.path}: the write lock stayed taken for {self.write_budget_s:.0f} s "
+            "(another process is writing); nothing was written"
         )
 
     async def _attempt(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
