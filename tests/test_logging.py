@@ -325,7 +325,7 @@ def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> No
 
     lines = received.decode().splitlines()
     shape = re.compile(r"\S+ \S+ INFO wr_pipe\.access GET /client/v4/accounts/(?:a{90}|a{880}"
-                       r"…\(\+8120 chars\)) 200 0\.50ms rid=([ab])[0-9a-f]{15}")  # fmt: skip
+                       r"…\(\+8120chars\)) 200 0\.50ms rid=([ab])[0-9a-f]{15}")  # fmt: skip
     workers = [shape.fullmatch(line) for line in lines]
     assert all(workers), [line for line, m in zip(lines, workers, strict=True) if not m][:3]
     assert sorted(m.group(1) for m in workers if m) == ["a"] * lines_each + ["b"] * lines_each
@@ -343,7 +343,7 @@ def test_two_processes_on_one_slow_pipe_never_cut_into_each_others_lines() -> No
         ("/a", "client_secret=s3cr3t&password=s3cr3t", "/a?client_secret=***&password=***"),
         ("/a", "token", "/a?token"),
         ("/a", "to%6Ben=s3cr3t&sig=s3cr3t&jwt=s3cr3t", "/a?to%6Ben=***&sig=***&jwt=***"),
-        ("/" + "a" * 2000, "", "/" + "a" * 899 + "…(+1101 chars)"),
+        ("/" + "a" * 2000, "", "/" + "a" * 899 + "…(+1101chars)"),
     ],
 )
 def test_the_logged_target_is_one_field_without_secrets(path: str, query: str, logged: str) -> None:

@@ -244,7 +244,7 @@ def log_target(path: str, query_string: str) -> str:
     if not target.isprintable():
         target = target.encode("unicode_escape").decode("ascii")
     if len(target) > MAX_TARGET_CHARS:
-        target = f"{target[:MAX_TARGET_CHARS]}…(+{len(target) - MAX_TARGET_CHARS} chars)"
+        target = f"{target[:MAX_TARGET_CHARS]}…(+{len(target) - MAX_TARGET_CHARS}chars)"
     return target
 
 
