@@ -393,23 +393,13 @@ async def test_the_row_maker_exits_when_the_seed_process_is_killed(tmp_path: Pat
     """kill -9 of the seeding process alone: its child, blocked on a full queue, must not
     live on as an orphan holding its rows."""
     database = str(tmp_path / "orphan.db")
-    done = cli("init", "--json", "--database", database)
-    assert done.returncode == 0, done.stderr
-    child = _start_bulk_seed(database, 600_000)
-    watchdog = threading.Timer(120, kill_group, (child.pid,))
-    watchdog.start()
+    child, watchdog = _seed_new_registry(database, 600_000)
     try:
         await _wait_for_seed_write(database)
         await asyncio.sleep(1.0)
         helpers = _children(child.pid)
         assert helpers, "the seed should have started its row-making child"
-        child.kill()
-        child.wait(timeout=10)
-        deadline = time.monotonic() + 15
-        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        survivors = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in helpers if _alive(pid)]
-        assert survivors == []
+        assert await _survivors_of_kill_9(child, helpers) == []
     finally:
         _stop_child(child, watchdog)
 
@@ -421,11 +411,7 @@ async def test_the_row_maker_exits_after_its_last_message_when_the_seed_is_kille
     all and waits only for its queue's writer thread, which blocks on the pipe while the
     stopped parent reads nothing. kill -9 of the parent must still end the child."""
     database = str(tmp_path / "orphan-done.db")
-    done = cli("init", "--json", "--database", database)
-    assert done.returncode == 0, done.stderr
-    child = _start_bulk_seed(database, 20_000)
-    watchdog = threading.Timer(120, kill_group, (child.pid,))
-    watchdog.start()
+    child, watchdog = _seed_new_registry(database, 20_000)
     try:
         maker = await _row_maker(child.pid)
         # Once the row-maker is busy making rows, the parent stops reading; the rows
@@ -437,15 +423,31 @@ async def test_the_row_maker_exits_after_its_last_message_when_the_seed_is_kille
         await asyncio.sleep(2.0)
         helpers = _children(child.pid)
         assert maker in helpers
-        child.kill()
-        child.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        survivors = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in helpers if _alive(pid)]
-        assert survivors == []
+        assert await _survivors_of_kill_9(child, helpers) == []
     finally:
         _stop_child(child, watchdog)
+
+
+def _seed_new_registry(
+    database: str, count: int
+) -> tuple[subprocess.Popen[bytes], threading.Timer]:
+    """`init` a registry, then start seeding it; a timer kills the seed after 120 s."""
+    done = cli("init", "--json", "--database", database)
+    assert done.returncode == 0, done.stderr
+    child = _start_bulk_seed(database, count)
+    watchdog = threading.Timer(120, kill_group, (child.pid,))
+    watchdog.start()
+    return child, watchdog
+
+
+async def _survivors_of_kill_9(child: subprocess.Popen[bytes], helpers: list[int]) -> list[bytes]:
+    """kill -9 the seed process; the command lines of its helpers still alive 15 s later."""
+    child.kill()
+    child.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in helpers if _alive(pid)]
 
 
 async def _row_maker(seed_pid: int) -> int:
